@@ -1,0 +1,266 @@
+package schema
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Group and version of every raas document.
+const (
+	Group      = "raas.dev"
+	Version    = "v1alpha1"
+	APIVersion = Group + "/" + Version
+
+	KindTenant   = "Tenant"
+	KindPlatform = "Platform"
+)
+
+// ObjectMeta is the part of Kubernetes object metadata that a raas document may carry.
+type ObjectMeta struct {
+	// Name of the tenant or platform. Tenant names are DNS-1123 labels.
+	Name string `json:"name"`
+	// Labels are copied onto the tenant's host namespace.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are copied onto the tenant's host namespace.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Tenant is one team's isolated Ray environment: a vcluster on the host cluster with the
+// KubeRay operator inside it, and a Volcano queue on the host. One Tenant per file under
+// tenants/.
+type Tenant struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   ObjectMeta `json:"metadata"`
+	Spec       TenantSpec `json:"spec"`
+
+	// Source is where the tenant was read from. It is not part of the document.
+	Source Source `json:"-"`
+}
+
+// TenantSpec is what a team asks for.
+type TenantSpec struct {
+	// Owners are the people to contact about this tenant, as e-mail addresses.
+	Owners []string `json:"owners"`
+	// VCluster pins the virtual cluster's chart and Kubernetes version.
+	VCluster VClusterSpec `json:"vcluster,omitempty"`
+	// KubeRay pins the KubeRay operator installed inside the vcluster.
+	KubeRay KubeRaySpec `json:"kuberay,omitempty"`
+	// Quota is the hard cap on what the tenant's host namespace may consume.
+	Quota Quota `json:"quota"`
+	// Scheduling sets the tenant's Volcano queue and GPU policy.
+	Scheduling Scheduling `json:"scheduling,omitempty"`
+	// PodSecurity is the Pod Security Standard enforced on the host namespace:
+	// privileged, baseline or restricted.
+	PodSecurity string `json:"podSecurity,omitempty"`
+	// Network controls the host NetworkPolicies.
+	Network Network `json:"network,omitempty"`
+}
+
+// VClusterSpec pins the tenant's virtual cluster.
+type VClusterSpec struct {
+	// Version of the vcluster chart, for example 0.25.0.
+	Version string `json:"version,omitempty"`
+	// Kubernetes is the version of the virtual control plane, for example v1.32.1.
+	Kubernetes string `json:"kubernetes,omitempty"`
+	// Storage is the size of the virtual control plane's data volume.
+	Storage *resource.Quantity `json:"storage,omitempty"`
+	// RetainData keeps the data volume when the tenant is removed. Defaults to true.
+	RetainData *bool `json:"retainData,omitempty"`
+}
+
+// KubeRaySpec pins the KubeRay operator inside the vcluster.
+type KubeRaySpec struct {
+	// Version of KubeRay, for example 1.5.0.
+	Version string `json:"version,omitempty"`
+}
+
+// Quota is the hard cap on the tenant's host namespace. The same figures cap the tenant's
+// Volcano queue. The vcluster control plane's own pods count against it.
+type Quota struct {
+	CPU     *resource.Quantity `json:"cpu,omitempty"`
+	Memory  *resource.Quantity `json:"memory,omitempty"`
+	GPU     *resource.Quantity `json:"gpu,omitempty"`
+	Storage *resource.Quantity `json:"storage,omitempty"`
+	Pods    *int64             `json:"pods,omitempty"`
+}
+
+// Resources is a set of the resources raas schedules: cpu, memory and GPUs.
+type Resources struct {
+	CPU    *resource.Quantity `json:"cpu,omitempty"`
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	GPU    *resource.Quantity `json:"gpu,omitempty"`
+}
+
+// Scheduling sets the tenant's share of the cluster and how its Ray pods are scheduled.
+type Scheduling struct {
+	// Weight is the tenant's share of idle capacity relative to other tenants.
+	Weight *int32 `json:"weight,omitempty"`
+	// Priority orders queues when resources are reclaimed.
+	Priority *int32 `json:"priority,omitempty"`
+	// Guarantee is reserved for the tenant whatever others run.
+	Guarantee Resources `json:"guarantee,omitempty"`
+	// Reclaimable lets other queues reclaim what the tenant uses above its share.
+	Reclaimable *bool `json:"reclaimable,omitempty"`
+	// Parent names a parent queue, for hierarchical queues.
+	Parent string `json:"parent,omitempty"`
+	// Gang turns gang scheduling of Ray clusters on or off.
+	Gang Gang `json:"gang,omitempty"`
+	// GPU restricts which GPUs the tenant may use.
+	GPU GPUPolicy `json:"gpu,omitempty"`
+}
+
+// Gang configures gang scheduling: all pods of a Ray cluster start together or not at all.
+type Gang struct {
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// GPUPolicy restricts the tenant's GPU use.
+type GPUPolicy struct {
+	// Pools the tenant may schedule on, by name from the platform's gpu.pools.
+	Pools []string `json:"pools,omitempty"`
+	// MaxPerJob caps the GPUs one PodGroup (one Ray cluster) may ask for.
+	MaxPerJob *int64 `json:"maxPerJob,omitempty"`
+	// Sharing picks one of the platform's GPU sharing modes, such as mig or time-slicing.
+	Sharing string `json:"sharing,omitempty"`
+}
+
+// Network controls the host NetworkPolicies.
+type Network struct {
+	// AllowFrom lists namespaces, by name, allowed to reach the tenant's pods, in addition
+	// to the tenant's own namespace. In the platform config it applies to every tenant and
+	// defaults to raas-system, where raas itself runs.
+	AllowFrom []string `json:"allowFrom,omitempty"`
+}
+
+// Platform is the platform team's configuration, raas.yaml at the root of the tenants
+// repository: defaults, allowed versions, chart sources, capacity and scheduler globals.
+type Platform struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Metadata   ObjectMeta   `json:"metadata"`
+	Spec       PlatformSpec `json:"spec"`
+
+	// Source is where the platform config was read from.
+	Source Source `json:"-"`
+}
+
+// PlatformSpec holds the platform-wide settings.
+type PlatformSpec struct {
+	// NamespacePrefix is prepended to a tenant's name to form its host namespace and
+	// queue. Defaults to "tenant-".
+	NamespacePrefix string `json:"namespacePrefix,omitempty"`
+	// Versions lists what tenants may pin.
+	Versions Versions `json:"versions"`
+	// Defaults fill in what a tenant leaves out.
+	Defaults Defaults `json:"defaults,omitempty"`
+	// Capacity is what the cluster can guarantee in total. Tenant guarantees must fit.
+	Capacity Resources `json:"capacity,omitempty"`
+	// GPU describes the cluster's GPU pools and sharing modes.
+	GPU GPUPlatform `json:"gpu,omitempty"`
+	// Catalog says where charts and kustomize bases come from.
+	Catalog Catalog `json:"catalog,omitempty"`
+	// Scheduler holds the Volcano scheduler globals.
+	Scheduler SchedulerConfig `json:"scheduler,omitempty"`
+	// Network holds the NetworkPolicy settings every tenant gets.
+	Network Network `json:"network,omitempty"`
+}
+
+// Versions lists the versions tenants may pin.
+type Versions struct {
+	VCluster   []string `json:"vcluster"`
+	Kubernetes []string `json:"kubernetes"`
+	KubeRay    []string `json:"kuberay"`
+}
+
+// Defaults fill in what a tenant leaves out.
+type Defaults struct {
+	VCluster    VClusterSpec `json:"vcluster,omitempty"`
+	KubeRay     KubeRaySpec  `json:"kuberay,omitempty"`
+	PodSecurity string       `json:"podSecurity,omitempty"`
+	Scheduling  Scheduling   `json:"scheduling,omitempty"`
+	// Container sets the LimitRange defaults for containers that name no resources.
+	Container ContainerDefaults `json:"container,omitempty"`
+}
+
+// ContainerDefaults are the LimitRange defaults of a tenant namespace.
+type ContainerDefaults struct {
+	Request Resources `json:"request,omitempty"`
+	Limit   Resources `json:"limit,omitempty"`
+}
+
+// GPUPlatform describes the cluster's GPUs.
+type GPUPlatform struct {
+	// Resource is the extended resource name of a whole GPU. Defaults to nvidia.com/gpu.
+	Resource string `json:"resource,omitempty"`
+	// Pools are groups of GPU nodes, labelled volcano.sh/nodegroup-name=<nodeGroup>.
+	Pools []GPUPool `json:"pools,omitempty"`
+	// Sharing lists the GPU sharing modes tenants may pick.
+	Sharing []GPUSharing `json:"sharing,omitempty"`
+}
+
+// GPUPool is a group of GPU nodes.
+type GPUPool struct {
+	Name string `json:"name"`
+	// NodeGroup is the value of the nodes' volcano.sh/nodegroup-name label. Defaults to Name.
+	NodeGroup string `json:"nodeGroup,omitempty"`
+	// Product is the nodes' nvidia.com/gpu.product label, for information and policy.
+	Product string `json:"product,omitempty"`
+	// Taint marks a dedicated pool: its nodes carry this taint, and only tenants allowed
+	// on the pool get the matching toleration.
+	Taint *Taint `json:"taint,omitempty"`
+	// GPUs is the number of GPUs in the pool.
+	GPUs *int64 `json:"gpus,omitempty"`
+}
+
+// Taint is a node taint that marks a dedicated pool.
+type Taint struct {
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Effect string `json:"effect"`
+}
+
+// GPUSharing is a way of sharing physical GPUs, with the resource names it exposes.
+type GPUSharing struct {
+	// Name of the mode, such as mig or time-slicing.
+	Name string `json:"name"`
+	// Resources are the extended resource names the mode exposes, such as
+	// nvidia.com/mig-1g.10gb or nvidia.com/gpu.shared.
+	Resources []string `json:"resources"`
+}
+
+// Catalog says where charts and kustomize bases are found, in order: a directory in the
+// tenants repository, then a chart repository or OCI registry with an on-disk cache.
+type Catalog struct {
+	// Dir is a catalog directory inside the tenants repository. Defaults to catalog.
+	Dir string `json:"dir,omitempty"`
+	// VClusterChart is the chart repository (https:// or oci://) of the vcluster chart.
+	VClusterChart string `json:"vclusterChart,omitempty"`
+	// KubeRayBase is a URL template of the KubeRay kustomize base archive; {version} is
+	// replaced with the pinned version.
+	KubeRayBase string `json:"kuberayBase,omitempty"`
+}
+
+// SchedulerConfig holds the Volcano scheduler globals.
+type SchedulerConfig struct {
+	// VolcanoVersion is the Volcano release on the host. Its PodGroup CRD is installed in
+	// every vcluster. Defaults to 1.12.1.
+	VolcanoVersion string `json:"volcanoVersion,omitempty"`
+	// Plugin is the queue-sharing plugin: capacity or proportion. Defaults to capacity.
+	Plugin string `json:"plugin,omitempty"`
+	// Hierarchy enables hierarchical queues (capacity plugin only).
+	Hierarchy bool `json:"hierarchy,omitempty"`
+	// Preempt lets higher-priority jobs in a queue preempt lower-priority ones.
+	Preempt bool `json:"preempt,omitempty"`
+	// Reclaim lets queues reclaim resources lent to others above their share.
+	Reclaim *bool `json:"reclaim,omitempty"`
+	// BinpackGPUWeight weighs nvidia.com/gpu in the binpack plugin. Defaults to 10.
+	BinpackGPUWeight *int32 `json:"binpackGPUWeight,omitempty"`
+}
+
+// Source is the place a document came from, for error messages and inventories.
+type Source struct {
+	// File is the path relative to the tenants repository root, with forward slashes.
+	File string
+
+	pos positions
+}

@@ -1,0 +1,297 @@
+package schema
+
+import (
+	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
+)
+
+// checker collects problems for one document, pinned to its fields' positions.
+type checker struct {
+	file     string
+	pos      positions
+	problems Problems
+}
+
+func (c *checker) errorf(field, format string, args ...any) {
+	c.add(SeverityError, field, format, args...)
+}
+
+func (c *checker) add(sev Severity, field, format string, args ...any) {
+	p := &Problem{File: c.file, Field: field, Message: fmt.Sprintf(format, args...), Severity: sev}
+	if n := c.pos.at(field); n != nil {
+		p.Line, p.Col = n.Line, n.Column
+	}
+	c.problems = append(c.problems, p)
+}
+
+func (c *checker) header(apiVersion, kind, wantKind string) {
+	if apiVersion != APIVersion {
+		c.errorf("apiVersion", "must be %s, got %q", APIVersion, apiVersion)
+	}
+	if kind != wantKind {
+		c.errorf("kind", "must be %s, got %q", wantKind, kind)
+	}
+}
+
+func (c *checker) dnsLabel(field, value string, maxLen int) {
+	if value == "" {
+		c.errorf(field, "is required")
+		return
+	}
+	for _, msg := range validation.IsDNS1123Label(value) {
+		c.errorf(field, "%q is not a valid name: %s", value, msg)
+	}
+	if len(value) > maxLen {
+		c.errorf(field, "%q is %d characters long; at most %d are allowed", value, len(value), maxLen)
+	}
+}
+
+func (c *checker) metadata(m ObjectMeta) {
+	for k, v := range sortedMap(m.Labels) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			c.errorf("metadata.labels["+k+"]", "invalid label key: %s", msg)
+		}
+		for _, msg := range validation.IsValidLabelValue(v) {
+			c.errorf("metadata.labels["+k+"]", "invalid label value: %s", msg)
+		}
+	}
+	for k := range sortedMap(m.Annotations) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			c.errorf("metadata.annotations["+k+"]", "invalid annotation key: %s", msg)
+		}
+	}
+}
+
+func (c *checker) oneOf(field, value string, allowed []string) {
+	if !slices.Contains(allowed, value) {
+		c.errorf(field, "%q is not allowed; allowed: %s", value, strings.Join(allowed, ", "))
+	}
+}
+
+func (c *checker) nonNegative(field string, q *resource.Quantity) {
+	if q != nil && q.Sign() < 0 {
+		c.errorf(field, "must not be negative, got %s", q)
+	}
+}
+
+func (c *checker) wholeNumber(field string, q *resource.Quantity) {
+	if q != nil && q.MilliValue()%1000 != 0 {
+		c.errorf(field, "must be a whole number of GPUs, got %s", q)
+	}
+}
+
+func (c *checker) atMost(field string, q, limit *resource.Quantity, limitField string) {
+	if q != nil && limit != nil && q.Cmp(*limit) > 0 {
+		c.errorf(field, "%s is more than %s (%s)", q, limitField, limit)
+	}
+}
+
+var (
+	podSecurityLevels = []string{"privileged", "baseline", "restricted"}
+	taintEffects      = []string{"NoSchedule", "PreferNoSchedule", "NoExecute"}
+	schedulerPlugins  = []string{"capacity", "proportion"}
+)
+
+// Validate checks the platform config on its own. It must have been defaulted.
+func (p *Platform) Validate() Problems {
+	c := &checker{file: p.Source.File, pos: p.Source.pos}
+	c.header(p.APIVersion, p.Kind, KindPlatform)
+	s := &p.Spec
+	if s.NamespacePrefix != "" {
+		prefix := strings.TrimSuffix(s.NamespacePrefix, "-")
+		if errs := validation.IsDNS1123Label(prefix); len(errs) > 0 || len(s.NamespacePrefix) > 20 {
+			c.errorf("spec.namespacePrefix", "%q must be a lowercase DNS label of at most 20 characters", s.NamespacePrefix)
+		}
+	}
+	versionList(c, "spec.versions.vcluster", s.Versions.VCluster)
+	versionList(c, "spec.versions.kubernetes", s.Versions.Kubernetes)
+	versionList(c, "spec.versions.kuberay", s.Versions.KubeRay)
+	c.oneOf("spec.defaults.podSecurity", s.Defaults.PodSecurity, podSecurityLevels)
+	for _, q := range []struct {
+		field string
+		q     *resource.Quantity
+	}{
+		{"spec.capacity.cpu", s.Capacity.CPU},
+		{"spec.capacity.memory", s.Capacity.Memory},
+		{"spec.capacity.gpu", s.Capacity.GPU},
+	} {
+		c.nonNegative(q.field, q.q)
+	}
+	c.wholeNumber("spec.capacity.gpu", s.Capacity.GPU)
+	seen := map[string]bool{}
+	for i, pool := range s.GPU.Pools {
+		f := fmt.Sprintf("spec.gpu.pools[%d]", i)
+		c.dnsLabel(f+".name", pool.Name, 63)
+		if seen[pool.Name] {
+			c.errorf(f+".name", "pool %q is declared twice", pool.Name)
+		}
+		seen[pool.Name] = true
+		for _, msg := range validation.IsValidLabelValue(pool.NodeGroup) {
+			c.errorf(f+".nodeGroup", "invalid node group: %s", msg)
+		}
+		if pool.Taint != nil {
+			for _, msg := range validation.IsQualifiedName(pool.Taint.Key) {
+				c.errorf(f+".taint.key", "invalid taint key: %s", msg)
+			}
+			for _, msg := range validation.IsValidLabelValue(pool.Taint.Value) {
+				c.errorf(f+".taint.value", "invalid taint value: %s", msg)
+			}
+			c.oneOf(f+".taint.effect", pool.Taint.Effect, taintEffects)
+		}
+		if pool.GPUs != nil && *pool.GPUs < 0 {
+			c.errorf(f+".gpus", "must not be negative")
+		}
+	}
+	for i, sh := range s.GPU.Sharing {
+		f := fmt.Sprintf("spec.gpu.sharing[%d]", i)
+		c.dnsLabel(f+".name", sh.Name, 63)
+		if len(sh.Resources) == 0 {
+			c.errorf(f+".resources", "name at least one extended resource")
+		}
+		for j, r := range sh.Resources {
+			for _, msg := range validation.IsQualifiedName(r) {
+				c.errorf(fmt.Sprintf("%s.resources[%d]", f, j), "invalid resource name: %s", msg)
+			}
+		}
+	}
+	c.oneOf("spec.scheduler.plugin", s.Scheduler.Plugin, schedulerPlugins)
+	if s.Scheduler.Hierarchy && s.Scheduler.Plugin != "capacity" {
+		c.errorf("spec.scheduler.hierarchy", "hierarchical queues need the capacity plugin, not %s", s.Scheduler.Plugin)
+	}
+	if w := *s.Scheduler.BinpackGPUWeight; w < 1 || w > 100 {
+		c.errorf("spec.scheduler.binpackGPUWeight", "must be between 1 and 100, got %d", w)
+	}
+	// The defaults must themselves be allowed, or every tenant that relies on them fails.
+	c.oneOf("spec.defaults.vcluster.version", s.Defaults.VCluster.Version, s.Versions.VCluster)
+	c.oneOf("spec.defaults.vcluster.kubernetes", s.Defaults.VCluster.Kubernetes, s.Versions.Kubernetes)
+	c.oneOf("spec.defaults.kuberay.version", s.Defaults.KubeRay.Version, s.Versions.KubeRay)
+	return c.problems
+}
+
+func versionList(c *checker, field string, versions []string) {
+	if len(versions) == 0 {
+		c.errorf(field, "list at least one version")
+	}
+	for i, v := range versions {
+		if _, err := utilversion.ParseSemantic(v); err != nil {
+			c.errorf(fmt.Sprintf("%s[%d]", field, i), "%q is not a semantic version", v)
+		}
+	}
+}
+
+// Validate checks one tenant against the platform. Both must have been defaulted.
+func (t *Tenant) Validate(p *Platform) Problems {
+	c := &checker{file: t.Source.File, pos: t.Source.pos}
+	c.header(t.APIVersion, t.Kind, KindTenant)
+	c.dnsLabel("metadata.name", t.Metadata.Name, p.MaxNameLength())
+	c.metadata(t.Metadata)
+	s := &t.Spec
+	if len(s.Owners) == 0 {
+		c.errorf("spec.owners", "name at least one owner")
+	}
+	for i, o := range s.Owners {
+		if a, err := mail.ParseAddress(o); err != nil || a.Address != o {
+			c.errorf(fmt.Sprintf("spec.owners[%d]", i), "%q is not an e-mail address", o)
+		}
+	}
+	v := &p.Spec.Versions
+	c.oneOf("spec.vcluster.version", s.VCluster.Version, v.VCluster)
+	c.oneOf("spec.vcluster.kubernetes", s.VCluster.Kubernetes, v.Kubernetes)
+	c.oneOf("spec.kuberay.version", s.KubeRay.Version, v.KubeRay)
+	c.oneOf("spec.podSecurity", s.PodSecurity, podSecurityLevels)
+	if s.VCluster.Storage != nil && s.VCluster.Storage.Sign() <= 0 {
+		c.errorf("spec.vcluster.storage", "must be positive, got %s", s.VCluster.Storage)
+	}
+
+	q := &s.Quota
+	if q.CPU == nil {
+		c.errorf("spec.quota.cpu", "is required")
+	}
+	if q.Memory == nil {
+		c.errorf("spec.quota.memory", "is required")
+	}
+	c.nonNegative("spec.quota.cpu", q.CPU)
+	c.nonNegative("spec.quota.memory", q.Memory)
+	c.nonNegative("spec.quota.gpu", q.GPU)
+	c.nonNegative("spec.quota.storage", q.Storage)
+	c.wholeNumber("spec.quota.gpu", q.GPU)
+	if q.Pods != nil && *q.Pods < 1 {
+		c.errorf("spec.quota.pods", "must be at least 1, got %d", *q.Pods)
+	}
+
+	sc := &s.Scheduling
+	if *sc.Weight < 1 || *sc.Weight > 65535 {
+		c.errorf("spec.scheduling.weight", "must be between 1 and 65535, got %d", *sc.Weight)
+	}
+	g := &sc.Guarantee
+	c.nonNegative("spec.scheduling.guarantee.cpu", g.CPU)
+	c.nonNegative("spec.scheduling.guarantee.memory", g.Memory)
+	c.nonNegative("spec.scheduling.guarantee.gpu", g.GPU)
+	c.wholeNumber("spec.scheduling.guarantee.gpu", g.GPU)
+	c.atMost("spec.scheduling.guarantee.cpu", g.CPU, q.CPU, "spec.quota.cpu")
+	c.atMost("spec.scheduling.guarantee.memory", g.Memory, q.Memory, "spec.quota.memory")
+	c.atMost("spec.scheduling.guarantee.gpu", g.GPU, q.GPU, "spec.quota.gpu")
+	if sc.Parent != "" {
+		if !p.Spec.Scheduler.Hierarchy {
+			c.errorf("spec.scheduling.parent", "hierarchical queues are off; set spec.scheduler.hierarchy in raas.yaml")
+		}
+		c.dnsLabel("spec.scheduling.parent", sc.Parent, 63)
+	}
+
+	gpu := &sc.GPU
+	pools := p.PoolNames()
+	for i, name := range gpu.Pools {
+		c.oneOf(fmt.Sprintf("spec.scheduling.gpu.pools[%d]", i), name, pools)
+	}
+	if gpu.MaxPerJob != nil {
+		switch {
+		case *gpu.MaxPerJob < 0:
+			c.errorf("spec.scheduling.gpu.maxPerJob", "must not be negative, got %d", *gpu.MaxPerJob)
+		case q.GPU != nil && *gpu.MaxPerJob > q.GPU.Value():
+			c.errorf("spec.scheduling.gpu.maxPerJob", "%d is more than spec.quota.gpu (%s)", *gpu.MaxPerJob, q.GPU)
+		}
+	}
+	if gpu.Sharing != "" {
+		var modes []string
+		for _, sh := range p.Spec.GPU.Sharing {
+			modes = append(modes, sh.Name)
+		}
+		if len(modes) == 0 {
+			c.errorf("spec.scheduling.gpu.sharing", "the platform declares no GPU sharing modes")
+		} else {
+			c.oneOf("spec.scheduling.gpu.sharing", gpu.Sharing, modes)
+		}
+	}
+	if q.GPU != nil && q.GPU.Sign() > 0 && len(gpu.Pools) == 0 && len(pools) > 0 {
+		c.errorf("spec.scheduling.gpu.pools", "a tenant with GPUs must name the pools it may use; pools: %s", strings.Join(pools, ", "))
+	}
+	for i, ns := range s.Network.AllowFrom {
+		c.dnsLabel(fmt.Sprintf("spec.network.allowFrom[%d]", i), ns, 63)
+	}
+	return c.problems
+}
+
+// PoolNames lists the platform's GPU pools by name, in declaration order.
+func (p *Platform) PoolNames() []string {
+	names := make([]string, len(p.Spec.GPU.Pools))
+	for i, pool := range p.Spec.GPU.Pools {
+		names[i] = pool.Name
+	}
+	return names
+}
+
+// Pool returns the pool named name, or nil.
+func (p *Platform) Pool(name string) *GPUPool {
+	for i := range p.Spec.GPU.Pools {
+		if p.Spec.GPU.Pools[i].Name == name {
+			return &p.Spec.GPU.Pools[i]
+		}
+	}
+	return nil
+}
