@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,21 +19,35 @@ import (
 // errors with at best a line number and no field path; raas promises FILE:LINE:COL and the
 // field on every error, and wants all of a file's errors at once, not the first.
 
-// positions maps a field path, such as spec.quota.gpu or spec.owners[0], to the node that
+// positions maps a field path, such as spec.quota.gpu or spec.owners[0], to the nodes that
 // set it, so that validation errors found after decoding still point at a line.
-type positions map[string]*yaml.Node
+type positions struct {
+	values map[string]*yaml.Node // the value at the path
+	keys   map[string]*yaml.Node // the mapping key that introduced it, if any
+}
 
-// at returns the node for path, or for its nearest ancestor that is present.
+func newPositions() positions {
+	return positions{values: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+}
+
+// at returns the node for path. When the path is absent, as for a missing required field,
+// it returns the key of its nearest present ancestor ("spec:" for spec.quota.cpu).
 func (p positions) at(path string) *yaml.Node {
+	if n, ok := p.values[path]; ok {
+		return n
+	}
 	for {
-		if n, ok := p[path]; ok {
-			return n
-		}
 		i := strings.LastIndexAny(path, ".[")
 		if i < 0 {
-			return p[""]
+			return p.values[""]
 		}
 		path = path[:i]
+		if n, ok := p.keys[path]; ok {
+			return n
+		}
+		if n, ok := p.values[path]; ok {
+			return n
+		}
 	}
 }
 
@@ -47,7 +62,7 @@ type decoder struct {
 // decodeDocument decodes the single YAML document in data into out, strictly: unknown
 // fields, duplicate keys, wrong kinds of value and more than one document are problems.
 func decodeDocument(file string, data []byte, out any) (positions, Problems) {
-	d := &decoder{file: file, pos: positions{}}
+	d := &decoder{file: file, pos: newPositions()}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil {
@@ -72,6 +87,21 @@ func decodeDocument(file string, data []byte, out any) (positions, Problems) {
 	return d.pos, d.problems
 }
 
+// parserProblems are yaml.v3's parser (not scanner) errors. yaml.v3 reports their line
+// zero-based, one less than the line that holds the problem.
+var parserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+}
+
 // syntaxProblem turns a yaml.v3 parse error ("yaml: line 3: ...") into a Problem.
 func syntaxProblem(file string, err error) *Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -80,6 +110,9 @@ func syntaxProblem(file string, err error) *Problem {
 		if num, after, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
 				line, msg = n, after
+				if slices.Contains(parserProblems, msg) {
+					line++
+				}
 			}
 		}
 	}
@@ -102,7 +135,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	d.pos[path] = n
+	d.pos.values[path] = n
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // a null leaves the zero value, as in JSON
 	}
@@ -197,6 +230,7 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(key, child, "unknown field %q%s", key.Value, suggest(key.Value, fields))
 			continue
 		}
+		d.pos.keys[child] = key
 		d.value(val, v.Field(idx), child)
 	}
 }
@@ -219,6 +253,7 @@ func (d *decoder) mapValue(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		seen[key.Value] = key
+		d.pos.keys[child] = key
 		elem := reflect.New(v.Type().Elem()).Elem()
 		d.value(val, elem, child)
 		m.SetMapIndex(reflect.ValueOf(key.Value).Convert(v.Type().Key()), elem)

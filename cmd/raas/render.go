@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/scheduler"
+)
+
+type renderFlags struct {
+	catalog   catalogFlags
+	tenants   []string
+	out       string
+	scheduler bool
+}
+
+func newRenderCommand() *cobra.Command {
+	f := &renderFlags{}
+	cmd := &cobra.Command{
+		Use:   "render [PATH]",
+		Short: "Render every tenant's objects offline",
+		Long: `Render prints the exact objects raas would apply: the platform-wide objects, then for
+each tenant its host objects and the objects applied inside its vcluster. The same commit
+always renders to the same bytes. Invalid tenants are reported and skipped; the others
+still render. It needs no cluster.`,
+		Example: `  raas render examples
+  raas render . --tenant ml-team-alpha
+  raas render . --out rendered/
+  raas render . --scheduler`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root := repoArg(args)
+			opts := render.DefaultOptions()
+			opts.Catalog = f.catalog.options()
+			opts.Tenants = f.tenants
+			res, err := render.Repo(os.DirFS(root), root, opts)
+			if err != nil {
+				return err
+			}
+			printProblems(cmd, root, res.Repo.Problems)
+			for _, fail := range res.Failed {
+				fmt.Fprintln(cmd.ErrOrStderr(), fail.Error())
+			}
+			if res.Repo.Platform == nil {
+				return &exitError{code: 1, msg: "the platform config is invalid; nothing rendered"}
+			}
+			for _, name := range f.tenants {
+				if res.Repo.Tenant(name) == nil {
+					return &exitError{code: 1, msg: fmt.Sprintf("tenant %q is not a valid tenant of %s", name, root)}
+				}
+			}
+			switch {
+			case f.scheduler:
+				conf, err := scheduler.Config(res.Repo.Platform)
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(cmd.OutOrStdout(), conf)
+			case f.out != "":
+				if err := render.WriteDir(f.out, res.Platform, res.Tenants); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "rendered %d tenant(s) into %s\n", len(res.Tenants), f.out)
+			default:
+				platform := res.Platform
+				if len(f.tenants) > 0 {
+					platform = nil
+				}
+				if err := render.WriteStream(cmd.OutOrStdout(), platform, res.Tenants); err != nil {
+					return err
+				}
+			}
+			if !res.OK() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f.catalog.register(cmd)
+	cmd.Flags().StringSliceVar(&f.tenants, "tenant", nil, "render only these tenants")
+	cmd.Flags().StringVar(&f.out, "out", "", "write one file per object under this directory instead of stdout")
+	cmd.Flags().BoolVar(&f.scheduler, "scheduler", false, "print only the Volcano scheduler configuration (volcano-scheduler.conf)")
+	return cmd
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raas-dev/raas/internal/catalog"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "raas",
+		Short: "Ray as a Service: a vcluster with KubeRay per team, reconciled from Git",
+		Long: `raas reads a tenants repository (raas.yaml plus tenants/<name>.yaml), renders each
+tenant into host objects (namespace, quota, network policies, the vcluster chart, a Volcano
+queue and admission policies) and objects inside its vcluster (KubeRay and the PodGroup CRD),
+and reconciles them onto the host cluster.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newValidateCommand(), newRenderCommand())
+	return root
+}
+
+// catalogFlags are the flags that say where charts and bases come from.
+type catalogFlags struct {
+	dirs      []string
+	chartRepo string
+	cacheDir  string
+}
+
+func (f *catalogFlags) register(cmd *cobra.Command) {
+	def := catalog.DefaultOptions()
+	if env := os.Getenv("RAAS_CATALOG"); env != "" {
+		def.Dirs = filepath.SplitList(env)
+	}
+	cmd.Flags().StringSliceVar(&f.dirs, "catalog", def.Dirs,
+		"catalog directories searched after the repository's own catalog (env RAAS_CATALOG)")
+	cmd.Flags().StringVar(&f.chartRepo, "chart-repo", "",
+		"Helm chart repository (https:// or oci://) for the vcluster chart; overrides raas.yaml")
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", def.CacheDir, "where downloaded charts are kept")
+}
+
+func (f *catalogFlags) options() catalog.Options {
+	return catalog.Options{Dirs: f.dirs, ChartRepository: f.chartRepo, CacheDir: f.cacheDir}
+}
+
+// repoArg is the tenants repository a command works on: its first argument, or ".".
+func repoArg(args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return "."
+}

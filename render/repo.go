@@ -1,0 +1,114 @@
+package render
+
+import (
+	"fmt"
+	"io/fs"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/schema"
+)
+
+// Options configure a repository render.
+type Options struct {
+	// Catalog says where charts and bases are found besides the repository's own catalog.
+	Catalog catalog.Options
+	// Tenants limits the render to these tenant names. Empty means all.
+	Tenants []string
+	// Workers is how many tenants render at once. Defaults to the number of CPUs.
+	Workers int
+}
+
+// DefaultOptions renders every tenant with the default catalog.
+func DefaultOptions() Options {
+	return Options{Catalog: catalog.DefaultOptions(), Workers: runtime.NumCPU()}
+}
+
+// Result is a whole repository rendered. A tenant that failed to render is in Failed,
+// and the others are still in Tenants: one broken tenant does not stop the rest.
+type Result struct {
+	Repo     *schema.Repo
+	Platform []*Object
+	Tenants  []*Output
+	Failed   []Failure
+}
+
+// Failure is a tenant that was valid but failed to render.
+type Failure struct {
+	Tenant string
+	File   string
+	Err    error
+}
+
+func (f Failure) Error() string { return fmt.Sprintf("%s: tenant %s: %v", f.File, f.Tenant, f.Err) }
+
+// OK reports whether the repository validated and every tenant rendered.
+func (r *Result) OK() bool { return r.Repo.OK() && len(r.Failed) == 0 && r.Platform != nil }
+
+// Repo loads the tenants repository at the root of repoFS (found on disk at repoDir, for
+// its catalog) and renders every valid tenant. It returns an error only when the
+// repository cannot be read; validation problems and render failures are in the result.
+func Repo(repoFS fs.FS, repoDir string, opts Options) (*Result, error) {
+	repo, err := schema.Load(repoFS)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Repo: repo}
+	if !repo.Usable() {
+		return res, nil
+	}
+	r, err := New(repoFS, repoDir, repo.Platform, opts.Catalog)
+	if err != nil {
+		// Overlays apply to every tenant, so none can render without them.
+		for _, t := range repo.Tenants {
+			res.Failed = append(res.Failed, Failure{Tenant: t.Metadata.Name, File: t.Source.File, Err: err})
+		}
+		return res, nil
+	}
+	res.Platform, err = r.Platform()
+	if err != nil {
+		res.Failed = append(res.Failed, Failure{Tenant: "(platform)", File: schema.PlatformFile, Err: err})
+	}
+	tenants := repo.Tenants
+	if len(opts.Tenants) > 0 {
+		tenants = slices.DeleteFunc(slices.Clone(tenants), func(t *schema.Tenant) bool {
+			return !slices.Contains(opts.Tenants, t.Metadata.Name)
+		})
+	}
+	res.Tenants, res.Failed = r.tenants(tenants, max(opts.Workers, 1), res.Failed)
+	return res, nil
+}
+
+// tenants renders tenants on up to workers goroutines and returns the outputs in tenant
+// order, whatever order they finished in.
+func (r *Renderer) tenants(tenants []*schema.Tenant, workers int, failed []Failure) ([]*Output, []Failure) {
+	outs := make([]*Output, len(tenants))
+	errs := make([]error, len(tenants))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(tenants)) {
+		wg.Go(func() {
+			for i := range next {
+				outs[i], errs[i] = r.Tenant(tenants[i])
+			}
+		})
+	}
+	for i := range tenants {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var ok []*Output
+	for i, t := range tenants {
+		if errs[i] != nil {
+			failed = append(failed, Failure{Tenant: t.Metadata.Name, File: t.Source.File, Err: errs[i]})
+			continue
+		}
+		ok = append(ok, outs[i])
+	}
+	slices.SortFunc(failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
+	return ok, failed
+}

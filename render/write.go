@@ -1,0 +1,90 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PlatformDir is the directory WriteDir puts platform-wide objects in. A tenant name is
+// a DNS label and cannot start with an underscore, so it never collides.
+const PlatformDir = "_platform"
+
+// WriteStream writes the platform objects and each tenant's objects, host first, as one
+// multi-document YAML stream. A comment before each object says where it goes.
+func WriteStream(w io.Writer, platform []*Object, tenants []*Output) error {
+	write := func(scope string, target Target, objs []*Object) error {
+		for _, o := range objs {
+			data, err := o.YAML()
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.ID(), err)
+			}
+			if _, err := fmt.Fprintf(w, "---\n# raas: %s %s\n%s", scope, target, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := write("platform", Host, platform); err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		if err := write("tenant="+t.Tenant, Host, t.Host); err != nil {
+			return err
+		}
+		if err := write("tenant="+t.Tenant, Virtual, t.Virtual); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteDir writes one file per object under dir: _platform/ for the platform objects and
+// <tenant>/<target>/ for each tenant. It replaces what those directories held, so that a
+// deleted object does not linger.
+func WriteDir(dir string, platform []*Object, tenants []*Output) error {
+	if platform != nil {
+		if err := writeObjects(filepath.Join(dir, PlatformDir), platform); err != nil {
+			return err
+		}
+	}
+	for _, t := range tenants {
+		for _, target := range []Target{Host, Virtual} {
+			if err := writeObjects(filepath.Join(dir, t.Tenant, string(target)), t.Objects(target)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeObjects(dir string, objs []*Object) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, o := range objs {
+		data, err := o.YAML()
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.ID(), err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fileName(i, o)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileName is NNN-kind-namespace-name.yaml: the number keeps apply order in a listing.
+func fileName(i int, o *Object) string {
+	parts := []string{fmt.Sprintf("%03d", i), strings.ToLower(o.GetKind())}
+	if ns := o.GetNamespace(); ns != "" {
+		parts = append(parts, ns)
+	}
+	parts = append(parts, o.GetName())
+	return strings.ReplaceAll(strings.Join(parts, "-"), ":", "_") + ".yaml"
+}

@@ -1,0 +1,171 @@
+package schema_test
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/raas-dev/raas/schema"
+)
+
+const examples = "../examples"
+
+func TestLoadExamples(t *testing.T) {
+	repo, err := schema.Load(os.DirFS(examples))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(repo.Problems) > 0 {
+		t.Fatalf("the examples have problems:\n%v", repo.Problems)
+	}
+	var names []string
+	for _, tn := range repo.Tenants {
+		names = append(names, tn.Metadata.Name)
+	}
+	if got, want := strings.Join(names, ","), "data-sandbox,ml-team-alpha,vision-team"; got != want {
+		t.Errorf("tenants = %s, want %s", got, want)
+	}
+	t.Run("fills in defaults from the platform", func(t *testing.T) {
+		sandbox := repo.Tenant("data-sandbox")
+		if got := sandbox.Spec.KubeRay.Version; got != "1.5.0" {
+			t.Errorf("kuberay version = %q, want the platform default 1.5.0", got)
+		}
+		if got := sandbox.Spec.Quota.GPU.String(); got != "0" {
+			t.Errorf("gpu quota = %s, want 0", got)
+		}
+		if *sandbox.Spec.Scheduling.Gang.Enabled {
+			t.Error("gang is on, but the tenant turned it off")
+		}
+	})
+}
+
+// readRepo returns the examples repository as an in-memory filesystem.
+func readRepo(t *testing.T) fstest.MapFS {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	err := filepath.WalkDir(examples, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(examples, p)
+		fsys[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// wants reads the "# want: ..." lines at the top of a test case file.
+func wants(t *testing.T, data []byte) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if w, ok := strings.CutPrefix(line, "# want: "); ok {
+			out = append(out, w)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("the case says no '# want:' error")
+	}
+	return out
+}
+
+// TestInvalidTenants loads each file under testdata/validate/tenants as a tenant of the
+// examples repository. Each must fail with the errors its "# want:" lines give, the
+// example tenants must still be valid, and nothing else may be reported.
+func TestInvalidTenants(t *testing.T) {
+	cases, err := filepath.Glob("../testdata/validate/tenants/*.yaml")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, c := range cases {
+		name := strings.TrimSuffix(filepath.Base(c), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys := readRepo(t)
+			file := path.Join(schema.TenantsDir, filepath.Base(c))
+			fsys[file] = &fstest.MapFile{Data: data}
+			repo, err := schema.Load(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkProblems(t, repo.Problems, file, wants(t, data))
+			if len(repo.Tenants) != 3 {
+				t.Errorf("%d valid tenants, want the 3 examples still valid", len(repo.Tenants))
+			}
+			if len(repo.Rejected) != 1 || repo.Rejected[0].File != file || repo.Rejected[0].Name != name {
+				t.Errorf("rejected = %+v, want just %s (%s)", repo.Rejected, file, name)
+			}
+		})
+	}
+}
+
+// TestInvalidPlatforms loads each file under testdata/validate/platforms as the raas.yaml
+// of the examples repository.
+func TestInvalidPlatforms(t *testing.T) {
+	cases, err := filepath.Glob("../testdata/validate/platforms/*.yaml")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimSuffix(filepath.Base(c), ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys := readRepo(t)
+			fsys[schema.PlatformFile] = &fstest.MapFile{Data: data}
+			repo, err := schema.Load(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkProblems(t, repo.Problems, schema.PlatformFile, wants(t, data))
+		})
+	}
+}
+
+func checkProblems(t *testing.T, problems schema.Problems, file string, want []string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, p := range problems {
+		got[p.Error()] = false
+	}
+	for _, w := range want {
+		found := false
+		for g := range got {
+			if strings.HasPrefix(g, file+":"+w) {
+				got[g], found = true, true
+			}
+		}
+		if !found {
+			t.Errorf("missing error %s:%s", file, w)
+		}
+	}
+	for g, matched := range got {
+		if !matched {
+			t.Errorf("unexpected error %s", g)
+		}
+	}
+}
+
+func TestMissingPlatform(t *testing.T) {
+	fsys := readRepo(t)
+	delete(fsys, schema.PlatformFile)
+	repo, err := schema.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if repo.Usable() || len(repo.Tenants) != 0 || len(repo.Rejected) != 3 {
+		t.Errorf("usable=%v tenants=%d rejected=%d; want nothing usable and all 3 rejected",
+			repo.Usable(), len(repo.Tenants), len(repo.Rejected))
+	}
+}
