@@ -1,0 +1,6 @@
+// Package testenv runs a real Kubernetes control plane (kube-apiserver and etcd built
+// into bin/ by `make controlplane`) for tests and for `make run`. A host control plane
+// carries the Volcano CRDs; a second API server stands in for a tenant's vcluster and
+// exports its kubeconfig Secret into the host the way vcluster v0.25 does. Nothing is
+// downloaded at run time and nothing is faked.
+package testenv
