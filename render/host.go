@@ -49,7 +49,7 @@ func namespace(t *schema.Tenant, s *scheduler.Tenant) *corev1.Namespace {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[queueAnnotation] = s.Queue
+	annotations[queueAnnotation] = s.QueueName
 	return &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: s.Namespace, Labels: labels, Annotations: annotations},

@@ -100,6 +100,8 @@ func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (
 	cp.Distro.K8S.Image.Tag = spec.VCluster.Kubernetes
 	cp.Distro.K8S.Resources = resourcesMap(distroInitResources)
 	cp.Distro.K8S.SecurityContext = restrictedContainerSecurity
+	// The open-source build: raas uses no Pro feature.
+	cp.StatefulSet.Image.Repository = "loft-sh/vcluster-oss"
 	cp.StatefulSet.Image.Tag = spec.VCluster.Version
 	cp.StatefulSet.Resources = chartResources(controlPlaneResources)
 	cp.StatefulSet.Security.PodSecurityContext = restrictedPodSecurity
