@@ -69,8 +69,9 @@ func (t *Tenant) Default(p *Platform) {
 	if sc.Parent == "" {
 		sc.Parent = d.Scheduling.Parent
 	}
-	if len(sc.GPU.Pools) == 0 {
+	if len(sc.GPU.Pools) == 0 && len(sc.GPU.Products) == 0 {
 		sc.GPU.Pools = d.Scheduling.GPU.Pools
+		sc.GPU.Products = d.Scheduling.GPU.Products
 	}
 	if sc.GPU.MaxPerJob == nil && d.Scheduling.GPU.MaxPerJob != nil {
 		sc.GPU.MaxPerJob = ptr(*d.Scheduling.GPU.MaxPerJob)

@@ -118,6 +118,9 @@ type Gang struct {
 type GPUPolicy struct {
 	// Pools the tenant may schedule on, by name from the platform's gpu.pools.
 	Pools []string `json:"pools,omitempty"`
+	// Products allows every platform pool whose product (the nodes' nvidia.com/gpu.product
+	// label) is listed, in addition to Pools.
+	Products []string `json:"products,omitempty"`
 	// MaxPerJob caps the GPUs one PodGroup (one Ray cluster) may ask for.
 	MaxPerJob *int64 `json:"maxPerJob,omitempty"`
 	// Sharing picks one of the platform's GPU sharing modes, such as mig or time-slicing.
@@ -255,6 +258,13 @@ type SchedulerConfig struct {
 	Reclaim *bool `json:"reclaim,omitempty"`
 	// BinpackGPUWeight weighs nvidia.com/gpu in the binpack plugin. Defaults to 10.
 	BinpackGPUWeight *int32 `json:"binpackGPUWeight,omitempty"`
+	// SharedNodeGroups are node groups (volcano.sh/nodegroup-name values) that every
+	// tenant's queue may use besides its GPU pools, such as the CPU nodes where Ray heads
+	// run. Volcano v1.12's nodegroup plugin places a queue's pods only on nodes of the
+	// groups its affinity names, and places queues without affinity nowhere.
+	SharedNodeGroups []string `json:"sharedNodeGroups,omitempty"`
+	// ExtraPlugins are further Volcano scheduler plugins, appended to the second tier.
+	ExtraPlugins []string `json:"extraPlugins,omitempty"`
 }
 
 // Source is the place a document came from, for error messages and inventories.

@@ -167,6 +167,7 @@ func (p *Platform) Validate() Problems {
 	if w := *s.Scheduler.BinpackGPUWeight; w < 1 || w > 100 {
 		c.errorf("spec.scheduler.binpackGPUWeight", "must be between 1 and 100, got %d", w)
 	}
+	schedulerGPUPolicy(c, p)
 	// The defaults must themselves be allowed, or every tenant that relies on them fails.
 	c.oneOf("spec.defaults.vcluster.version", s.Defaults.VCluster.Version, s.Versions.VCluster)
 	c.oneOf("spec.defaults.vcluster.kubernetes", s.Defaults.VCluster.Kubernetes, s.Versions.Kubernetes)
@@ -268,8 +269,11 @@ func (t *Tenant) Validate(p *Platform) Problems {
 			c.oneOf("spec.scheduling.gpu.sharing", gpu.Sharing, modes)
 		}
 	}
-	if q.GPU != nil && q.GPU.Sign() > 0 && len(gpu.Pools) == 0 && len(pools) > 0 {
-		c.errorf("spec.scheduling.gpu.pools", "a tenant with GPUs must name the pools it may use; pools: %s", strings.Join(pools, ", "))
+	for i, product := range gpu.Products {
+		c.oneOf(fmt.Sprintf("spec.scheduling.gpu.products[%d]", i), product, p.products())
+	}
+	if q.GPU != nil && q.GPU.Sign() > 0 && len(gpu.Pools) == 0 && len(gpu.Products) == 0 && len(pools) > 0 {
+		c.errorf("spec.scheduling.gpu.pools", "a tenant with GPUs must name the pools or products it may use; pools: %s", strings.Join(pools, ", "))
 	}
 	for i, ns := range s.Network.AllowFrom {
 		c.dnsLabel(fmt.Sprintf("spec.network.allowFrom[%d]", i), ns, 63)
@@ -294,4 +298,67 @@ func (p *Platform) Pool(name string) *GPUPool {
 		}
 	}
 	return nil
+}
+
+// VolcanoPlugins are the scheduler plugins that Volcano v1.12 registers, by the names its
+// volcano-scheduler.conf takes.
+var VolcanoPlugins = []string{
+	"binpack", "capacity", "cdp", "conformance", "deviceshare", "drf", "extender", "gang",
+	"network-topology-aware", "nodegroup", "nodeorder", "numa-aware", "overcommit", "pdb",
+	"predicates", "priority", "proportion", "rescheduling", "resourcequota", "sla",
+	"task-topology", "tdm", "usage",
+}
+
+// schedulerGPUPolicy checks the node groups, pool taints and extra plugins of the platform.
+func schedulerGPUPolicy(c *checker, p *Platform) {
+	s := &p.Spec
+	seen := map[string]bool{}
+	for i, g := range s.Scheduler.SharedNodeGroups {
+		f := fmt.Sprintf("spec.scheduler.sharedNodeGroups[%d]", i)
+		for _, msg := range validation.IsValidLabelValue(g) {
+			c.errorf(f, "invalid node group: %s", msg)
+		}
+		switch {
+		case g == "":
+			c.errorf(f, "is empty")
+		case seen[g]:
+			c.errorf(f, "node group %q is listed twice", g)
+		}
+		seen[g] = true
+	}
+	taints := map[Taint]string{}
+	for i, pool := range s.GPU.Pools {
+		if pool.Taint == nil {
+			continue
+		}
+		if other, dup := taints[*pool.Taint]; dup {
+			c.errorf(fmt.Sprintf("spec.gpu.pools[%d].taint", i),
+				"pool %q has the same taint as pool %q; a toleration for one would admit a tenant to both", pool.Name, other)
+		}
+		taints[*pool.Taint] = pool.Name
+	}
+	seen = map[string]bool{}
+	for i, name := range s.Scheduler.ExtraPlugins {
+		f := fmt.Sprintf("spec.scheduler.extraPlugins[%d]", i)
+		switch {
+		case !slices.Contains(VolcanoPlugins, name):
+			c.errorf(f, "%q is not a Volcano scheduler plugin; known: %s", name, strings.Join(VolcanoPlugins, ", "))
+		case slices.Contains(schedulerPlugins, name):
+			c.errorf(f, "%q is a queue plugin; choose it with spec.scheduler.plugin (capacity and proportion exclude each other)", name)
+		case seen[name]:
+			c.errorf(f, "%q is listed twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+// products lists the GPU products of the platform's pools, each once, in declaration order.
+func (p *Platform) products() []string {
+	var products []string
+	for _, pool := range p.Spec.GPU.Pools {
+		if pool.Product != "" && !slices.Contains(products, pool.Product) {
+			products = append(products, pool.Product)
+		}
+	}
+	return products
 }
