@@ -1,0 +1,167 @@
+package scheduler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/raas-dev/raas/schema"
+)
+
+// The ConfigMap from which the Volcano scheduler hot-reloads its configuration.
+const (
+	ConfigNamespace = "volcano-system"
+	ConfigName      = "volcano-scheduler-configmap"
+	ConfigKey       = "volcano-scheduler.conf"
+)
+
+// The Volcano plugins raas configures itself.
+const (
+	PluginPriority    = "priority"
+	PluginGang        = "gang"
+	PluginConformance = "conformance"
+	PluginDRF         = "drf"
+	PluginPredicates  = "predicates"
+	PluginCapacity    = "capacity"
+	PluginProportion  = "proportion"
+	PluginNodeGroup   = "nodegroup"
+	PluginNodeOrder   = "nodeorder"
+	PluginBinpack     = "binpack"
+)
+
+// The Volcano actions, in the order in which the scheduler must run them.
+var actionOrder = []string{"enqueue", "allocate", "preempt", "reclaim", "backfill"}
+
+// schedulerConf is volcano-scheduler.conf, with the YAML names of Volcano's own
+// SchedulerConfiguration. It is marshalled with yaml.v3, which keeps the fields in
+// declaration order (the plugin name first, for the reviewer) and sorts the arguments by
+// key, so the text is the same every run.
+type schedulerConf struct {
+	Actions string `yaml:"actions"`
+	Tiers   []tier `yaml:"tiers"`
+}
+
+type tier struct {
+	Plugins []plugin `yaml:"plugins"`
+}
+
+type plugin struct {
+	Name            string         `yaml:"name"`
+	EnableHierarchy *bool          `yaml:"enableHierarchy,omitempty"`
+	Arguments       map[string]any `yaml:"arguments,omitempty"`
+}
+
+// Config returns the text of volcano-scheduler.conf for platform p: the actions, then two
+// tiers of plugins: priority, gang and conformance; drf, predicates, the queue plugin
+// (capacity or proportion), nodegroup when queues carry node-group affinity, nodeorder,
+// binpack weighted for the GPU resources, and the platform's extra plugins. Unknown
+// plugins and contradictory settings are errors.
+func Config(p *schema.Platform) (string, error) {
+	conf, err := buildConfig(p)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", ConfigKey, err)
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(conf); err != nil {
+		return "", fmt.Errorf("%s: %w", ConfigKey, err)
+	}
+	if err := enc.Close(); err != nil {
+		return "", fmt.Errorf("%s: %w", ConfigKey, err)
+	}
+	return b.String(), nil
+}
+
+func buildConfig(p *schema.Platform) (*schedulerConf, error) {
+	s := &p.Spec.Scheduler
+	var errs []error
+	if s.Plugin != PluginCapacity && s.Plugin != PluginProportion {
+		errs = append(errs, fmt.Errorf("spec.scheduler.plugin: %q is not a queue plugin; use %s or %s", s.Plugin, PluginCapacity, PluginProportion))
+	}
+	if s.Hierarchy && s.Plugin != PluginCapacity {
+		errs = append(errs, fmt.Errorf("spec.scheduler.hierarchy: hierarchical queues need the %s plugin, not %q", PluginCapacity, s.Plugin))
+	}
+	if p.Spec.GPU.Resource == "" {
+		errs = append(errs, errors.New("spec.gpu.resource: no GPU resource to binpack"))
+	}
+
+	actions := []string{}
+	for _, a := range actionOrder {
+		switch {
+		case a == "preempt" && !s.Preempt, a == "reclaim" && !value(s.Reclaim, true):
+			continue
+		}
+		actions = append(actions, a)
+	}
+
+	queue := plugin{Name: s.Plugin}
+	var hierarchy *bool
+	if s.Hierarchy {
+		hierarchy = ptr(true)
+		queue.EnableHierarchy = hierarchy
+	}
+	second := []plugin{{Name: PluginDRF}, {Name: PluginPredicates}, queue}
+	if nodeGroupsUsed(p) {
+		second = append(second, plugin{
+			Name: PluginNodeGroup,
+			// Children without affinity inherit their parent's.
+			EnableHierarchy: hierarchy,
+			// Volcano v1.12 ignores strict and places queues without affinity nowhere;
+			// later versions place them on nodes without a node group.
+			Arguments: map[string]any{"strict": false},
+		})
+	}
+	second = append(second, plugin{Name: PluginNodeOrder}, binpack(p))
+
+	configured := []string{PluginPriority, PluginGang, PluginConformance}
+	for _, pl := range second {
+		configured = append(configured, pl.Name)
+	}
+	for i, name := range s.ExtraPlugins {
+		field := fmt.Sprintf("spec.scheduler.extraPlugins[%d]", i)
+		switch {
+		case !slices.Contains(schema.VolcanoPlugins, name):
+			errs = append(errs, fmt.Errorf("%s: unknown plugin %q; known: %s", field, name, strings.Join(schema.VolcanoPlugins, ", ")))
+		case name == PluginCapacity || name == PluginProportion:
+			errs = append(errs, fmt.Errorf("%s: %q contradicts spec.scheduler.plugin %q; capacity and proportion exclude each other", field, name, s.Plugin))
+		case slices.Contains(configured, name):
+			errs = append(errs, fmt.Errorf("%s: %q is already configured", field, name))
+		default:
+			second = append(second, plugin{Name: name})
+			configured = append(configured, name)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &schedulerConf{
+		Actions: strings.Join(actions, ", "),
+		Tiers: []tier{
+			{Plugins: []plugin{{Name: PluginPriority}, {Name: PluginGang}, {Name: PluginConformance}}},
+			{Plugins: second},
+		},
+	}, nil
+}
+
+// binpack packs the GPU resources, all at the platform's weight, so that whole nodes stay
+// free for large gangs.
+func binpack(p *schema.Platform) plugin {
+	weight := value(p.Spec.Scheduler.BinpackGPUWeight, schema.DefaultBinpackGPUWeight)
+	resources := platformGPUResources(p)
+	args := map[string]any{"binpack.resources": strings.Join(resources, ", ")}
+	for _, r := range resources {
+		args["binpack.resources."+r] = weight
+	}
+	return plugin{Name: PluginBinpack, Arguments: args}
+}
+
+// nodeGroupsUsed reports whether any queue can carry node-group affinity, which the
+// nodegroup plugin then enforces.
+func nodeGroupsUsed(p *schema.Platform) bool {
+	return len(p.Spec.GPU.Pools) > 0 || len(p.Spec.Scheduler.SharedNodeGroups) > 0
+}

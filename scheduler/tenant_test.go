@@ -1,0 +1,121 @@
+package scheduler_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	vctoleration "github.com/loft-sh/vcluster/pkg/util/toleration"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/raas-dev/raas/scheduler"
+	"github.com/raas-dev/raas/schema"
+)
+
+// forTenant derives the scheduler side of tenant name in the repository at dir.
+func forTenant(t *testing.T, dir, name string) *scheduler.Tenant {
+	t.Helper()
+	repo := load(t, dir)
+	tenant := repo.Tenant(name)
+	if tenant == nil {
+		t.Fatalf("%s: no valid tenant %s", dir, name)
+	}
+	return scheduler.ForTenant(repo.Platform, tenant)
+}
+
+func TestForTenant(t *testing.T) {
+	t.Run("derives a GPU tenant on a dedicated pool", func(t *testing.T) {
+		s := forTenant(t, "../examples", "ml-team-alpha")
+		want := &scheduler.Tenant{
+			Name: "ml-team-alpha", Namespace: "tenant-ml-team-alpha", QueueName: "tenant-ml-team-alpha",
+			Capability: corev1.ResourceList{"cpu": resource.MustParse("64"), "memory": resource.MustParse("256Gi"), "nvidia.com/gpu": resource.MustParse("8")},
+			Guarantee:  corev1.ResourceList{"cpu": resource.MustParse("16"), "memory": resource.MustParse("64Gi"), "nvidia.com/gpu": resource.MustParse("4")},
+			Deserved:   corev1.ResourceList{"cpu": resource.MustParse("16"), "memory": resource.MustParse("64Gi"), "nvidia.com/gpu": resource.MustParse("4")},
+			Weight:     2, Reclaimable: true, Gang: true,
+			Pools: []schema.GPUPool{{
+				Name: "h100", NodeGroup: "h100", Product: "NVIDIA-H100-80GB-HBM3", GPUs: new(int64(16)),
+				Taint: &schema.Taint{Key: "raas.dev/gpu-pool", Value: "h100", Effect: "NoSchedule"},
+			}},
+			NodeGroups:         []string{"h100"},
+			Tolerations:        []corev1.Toleration{{Key: "raas.dev/gpu-pool", Operator: corev1.TolerationOpEqual, Value: "h100", Effect: corev1.TaintEffectNoSchedule}},
+			EnforceTolerations: []string{"raas.dev/gpu-pool=h100:NoSchedule"},
+			MaxGPUsPerJob:      8,
+			GPUResources:       []string{"nvidia.com/gpu"},
+		}
+		if diff := cmp.Diff(want, s); diff != "" {
+			t.Errorf("ForTenant (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("counts the resources of the sharing mode as GPUs", func(t *testing.T) {
+		s := forTenant(t, "../examples", "vision-team")
+		if diff := cmp.Diff([]string{"nvidia.com/gpu", "nvidia.com/gpu.shared"}, s.GPUResources); diff != "" {
+			t.Errorf("GPUResources (-want +got):\n%s", diff)
+		}
+		for _, r := range s.GPUResources {
+			if q := s.Capability[corev1.ResourceName(r)]; q.Cmp(resource.MustParse("4")) != 0 {
+				t.Errorf("capability %s = %s, want the GPU quota 4", r, &q)
+			}
+		}
+		if len(s.Tolerations) != 0 || len(s.EnforceTolerations) != 0 {
+			t.Errorf("a shared pool needs no tolerations, got %v", s.Tolerations)
+		}
+	})
+	t.Run("gives a CPU-only tenant no GPUs and no guarantee", func(t *testing.T) {
+		s := forTenant(t, "../examples", "data-sandbox")
+		want := corev1.ResourceList{"cpu": resource.MustParse("8"), "memory": resource.MustParse("32Gi")}
+		if diff := cmp.Diff(want, s.Capability); diff != "" {
+			t.Errorf("Capability (-want +got):\n%s", diff)
+		}
+		if s.Guarantee != nil || s.Deserved != nil || s.Pools != nil || s.NodeGroups != nil || s.Gang || s.MaxGPUsPerJob != 0 {
+			t.Errorf("want no guarantee, pools, node groups, gang or GPUs, got %+v", s)
+		}
+		if s.Queue().Spec.Affinity != nil {
+			t.Errorf("queue affinity = %+v, want none", s.Queue().Spec.Affinity)
+		}
+	})
+	t.Run("resolves products to pools and adds the shared node groups", func(t *testing.T) {
+		s := forTenant(t, "../testdata/scheduler/hierarchy/input", "llm")
+		var pools []string
+		for _, p := range s.Pools {
+			pools = append(pools, p.Name)
+		}
+		if diff := cmp.Diff([]string{"a100", "l4"}, pools); diff != "" {
+			t.Errorf("pools (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"a100-sxm", "l4", "cpu"}, s.NodeGroups); diff != "" {
+			t.Errorf("node groups (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"raas.dev/a100:NoExecute"}, s.EnforceTolerations); diff != "" {
+			t.Errorf("a taint without a value is tolerated by key (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("spells tolerations the way vcluster parses them", func(t *testing.T) {
+		for _, s := range []*scheduler.Tenant{
+			forTenant(t, "../examples", "ml-team-alpha"),
+			forTenant(t, "../testdata/scheduler/hierarchy/input", "llm"),
+		} {
+			var parsed []corev1.Toleration
+			for _, e := range s.EnforceTolerations {
+				tol, err := vctoleration.ParseToleration(e)
+				if err != nil {
+					t.Fatalf("%s: %v", e, err)
+				}
+				parsed = append(parsed, tol)
+			}
+			if diff := cmp.Diff(s.Tolerations, parsed); diff != "" {
+				t.Errorf("%s: Tolerations (-) and vcluster's reading of EnforceTolerations (+):\n%s", s.Name, diff)
+			}
+		}
+	})
+	t.Run("sets no deserved share under the proportion plugin", func(t *testing.T) {
+		repo := load(t, "../examples")
+		repo.Platform.Spec.Scheduler.Plugin = "proportion"
+		s := scheduler.ForTenant(repo.Platform, repo.Tenant("ml-team-alpha"))
+		if s.Deserved != nil || s.Queue().Spec.Deserved != nil {
+			t.Errorf("deserved = %v, want none", s.Deserved)
+		}
+		if s.Guarantee == nil {
+			t.Error("the guarantee went missing")
+		}
+	})
+}
