@@ -33,11 +33,17 @@ func kustomize(fsys filesys.FileSystem, dir string) ([]*Object, error) {
 	}
 	objs := make([]*Object, 0, m.Size())
 	for _, r := range m.Resources() {
-		body, err := r.Map()
+		// Through JSON, so that numbers become the int64 and float64 that unstructured
+		// objects hold, not the int that kyaml gives.
+		data, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.CurId(), err)
 		}
-		objs = append(objs, newObject(&unstructured.Unstructured{Object: body}))
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		objs = append(objs, newObject(u))
 	}
 	return objs, nil
 }
