@@ -1,11 +1,43 @@
+# raas: run `make help` for the targets.
 include hack/tools.mk
 
 .DEFAULT_GOAL := help
+GO ?= go
+PKGS := ./...
 
-.PHONY: help test
+.PHONY: help build test run bench golden generate lint catalog clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_/-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
-test: controlplane ## Run all tests against the real control plane in bin/
-	$(GO) test -count=1 ./...
+build: ## Build bin/raas
+	$(GO) build -o $(BIN_DIR)/raas ./cmd/raas
+
+catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volcano CRDs) from the Go module cache
+
+.catalog/.stamp: hack/catalog.sh $(call tool_inputs,controller-gen)
+	./hack/catalog.sh .catalog
+	touch $@
+
+test: controlplane catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+
+run: controlplane catalog build bin/kubectl ## Start a local control plane, apply the example tenants to it, and keep it running
+	$(GO) run ./hack/local
+
+bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)
+	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+golden: catalog ## Rewrite the golden files under testdata/ after an intended change
+	$(GO) test ./render ./scheduler ./reconcile -run 'Golden|Markdown' -update
+
+generate: ## Regenerate the JSON Schemas in schema/ from the Go types
+	$(GO) test ./schema -run JSONSchemas -update
+
+lint: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+clean: ## Remove bin/, .catalog/ and .run/
+	rm -rf bin .catalog .run

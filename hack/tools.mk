@@ -39,3 +39,6 @@ $(CRD_DIR)/.stamp: $(call tool_inputs,controller-gen)
 	test -s $(CRD_DIR)/scheduling.volcano.sh_queues.yaml
 	test -s $(CRD_DIR)/scheduling.volcano.sh_podgroups.yaml
 	touch $@
+
+bin/kubectl: $(call tool_inputs,kubectl)
+	cd $(TOOLS_DIR)/kubectl && $(GO) build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)' -o $(BIN_DIR)/kubectl .

@@ -232,15 +232,13 @@ type GPUSharing struct {
 }
 
 // Catalog says where charts and kustomize bases are found, in order: a directory in the
-// tenants repository, then a chart repository or OCI registry with an on-disk cache.
+// tenants repository, the local catalog (`make catalog`), then, for the vcluster chart, a
+// chart repository or OCI registry with an on-disk cache.
 type Catalog struct {
 	// Dir is a catalog directory inside the tenants repository. Defaults to catalog.
 	Dir string `json:"dir,omitempty"`
 	// VClusterChart is the chart repository (https:// or oci://) of the vcluster chart.
 	VClusterChart string `json:"vclusterChart,omitempty"`
-	// KubeRayBase is a URL template of the KubeRay kustomize base archive; {version} is
-	// replaced with the pinned version.
-	KubeRayBase string `json:"kuberayBase,omitempty"`
 }
 
 // SchedulerConfig holds the Volcano scheduler globals.

@@ -1,0 +1,178 @@
+// Command local is `make run`: the main job of raas on a local default. With no KUBECONFIG
+// set, it starts a real kube-apiserver and etcd as the host cluster, turns examples/ into
+// a Git repository, starts a stand-in vcluster API server for each example tenant, and
+// applies the tenants with raas. With KUBECONFIG set, it applies to that cluster instead.
+// It keeps running until Ctrl-C and then stops everything it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/raas-dev/raas/internal/testenv"
+	"github.com/raas-dev/raas/schema"
+)
+
+func main() {
+	once := flag.Bool("once", false, "apply once and exit instead of running until Ctrl-C")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *once); err != nil {
+		fmt.Fprintln(os.Stderr, "make run:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	runDir   = ".run"
+	examples = "examples"
+)
+
+func run(ctx context.Context, once bool) error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	raas := filepath.Join(root, "bin", "raas")
+	kubectl := filepath.Join(root, "bin", "kubectl")
+	repoDir := filepath.Join(root, runDir, "tenants")
+	commit, err := makeGitRepo(filepath.Join(root, examples), repoDir)
+	if err != nil {
+		return fmt.Errorf("tenants repository: %w", err)
+	}
+	step("Tenants repository: %s (a Git repository made from %s/, commit %s)", repoDir, examples, commit[:12])
+
+	kubeconfig := os.Getenv("KUBECONFIG")
+	if kubeconfig == "" {
+		kubeconfig = filepath.Join(root, runDir, "kubeconfig")
+		host, err := testenv.StartControlPlane(ctx, testenv.DefaultControlPlaneOptions())
+		if err != nil {
+			return fmt.Errorf("host control plane: %w", err)
+		}
+		defer stopAll("host control plane", host.Stop)
+		if err := host.WriteKubeConfig(kubeconfig); err != nil {
+			return err
+		}
+		step("Host cluster: a real kube-apiserver %s and etcd at %s, up in %s (Volcano CRDs installed)",
+			"v1.37.2", host.Config.Host, host.StartupTime.Round(time.Millisecond))
+
+		repo, err := schema.Load(os.DirFS(repoDir))
+		if err != nil {
+			return err
+		}
+		if !repo.Usable() {
+			return fmt.Errorf("the example platform config is invalid:\n%v", repo.Problems)
+		}
+		step("STAND-INS: no container runtime runs here, so no vcluster pod can start. For each tenant, a second")
+		fmt.Println("   kube-apiserver stands in for its vcluster control plane and exports its kubeconfig as")
+		fmt.Println("   Secret vc-<tenant> in the tenant namespace, as vcluster does. Pods never run.")
+		for _, t := range repo.Tenants {
+			ns := repo.Platform.Namespace(t.Metadata.Name)
+			vc, err := testenv.StartVCluster(ctx, host, ns, schema.Release(t.Metadata.Name), testenv.DefaultVClusterOptions())
+			if err != nil {
+				return fmt.Errorf("stand-in vcluster for %s: %w", t.Metadata.Name, err)
+			}
+			defer stopAll("stand-in vcluster "+t.Metadata.Name, vc.Stop)
+			fmt.Printf("   - %-16s stand-in vcluster at %s (Secret %s/vc-%s)\n", t.Metadata.Name, vc.Config.Host, ns, t.Metadata.Name)
+		}
+	} else {
+		step("Using the cluster of KUBECONFIG=%s; no local control plane, no stand-ins", kubeconfig)
+	}
+
+	step("raas apply %s", repoDir)
+	cmd := exec.CommandContext(ctx, raas, "apply", repoDir, "--kubeconfig", kubeconfig)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	applyErr := cmd.Run()
+	if applyErr != nil {
+		fmt.Printf("\nraas apply failed: %v\n", applyErr)
+	}
+
+	fmt.Printf(`
+What to look at next (in another terminal):
+  export KUBECONFIG=%s
+  %s get namespaces -l app.kubernetes.io/managed-by=raas
+  %s get queues.scheduling.volcano.sh
+  %s get statefulsets,resourcequotas,networkpolicies -n tenant-ml-team-alpha
+  %s diff %s         # nothing to change right after an apply
+  Edit %s/tenants/*.yaml, then run %s apply %s again.
+`, kubeconfig, rel(root, kubectl), rel(root, kubectl), rel(root, kubectl), rel(root, raas), rel(root, repoDir),
+		rel(root, repoDir), rel(root, raas), rel(root, repoDir))
+	if once {
+		return applyErr
+	}
+	fmt.Println("\nPress Ctrl-C to stop; everything started here stops with it.")
+	<-ctx.Done()
+	fmt.Println("\nstopping...")
+	return nil
+}
+
+// makeGitRepo replaces dst with a Git repository holding a copy of src in one commit.
+func makeGitRepo(src, dst string) (string, error) {
+	if err := os.RemoveAll(dst); err != nil {
+		return "", err
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		return "", err
+	}
+	repo, err := git.PlainInit(dst, false)
+	if err != nil {
+		return "", err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.AddGlob("."); err != nil {
+		return "", err
+	}
+	sig := &object.Signature{Name: "raas make run", Email: "raas@localhost", When: time.Now()}
+	hash, err := wt.Commit("Example tenants", &git.CommitOptions{Author: sig})
+	if err != nil {
+		return "", err
+	}
+	return hash.String(), nil
+}
+
+func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
+
+func stopAll(what string, stop func() error) {
+	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "stop %s: %v\n", what, err)
+	}
+}
+
+func rel(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
