@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run executes raas with args and returns its stdout, stderr and exit code, as main
+// would compute it.
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := newRootCommand()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	code := 0
+	var exit *exitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.code
+		stderr.WriteString(exit.msg)
+	case err != nil:
+		t.Logf("error: %v", err)
+		code = 2
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// brokenRepo copies examples/ into a temporary directory and adds two broken tenants.
+func brokenRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	err := filepath.WalkDir("../../examples", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("../../examples", p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"tenants/typo.yaml": "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: typo}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: 4Gi}\n  sheduling: {}\n",
+		"tenants/greedy.yaml": "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: greedy}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: lots}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestValidate(t *testing.T) {
+	t.Run("passes the examples", func(t *testing.T) {
+		out, _, code := run(t, "validate", "../../examples")
+		if code != 0 || !strings.Contains(out, "3 tenant(s) valid") {
+			t.Errorf("exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("reports each broken file at file:line:col and exits 1", func(t *testing.T) {
+		dir := brokenRepo(t)
+		out, stderr, code := run(t, "validate", dir)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		for _, want := range []string{
+			filepath.Join(dir, "tenants/typo.yaml") + `:7:3: spec.sheduling: unknown field "sheduling"; did you mean "scheduling"?`,
+			filepath.Join(dir, "tenants/greedy.yaml") + ":6:29: spec.quota.memory: invalid value lots",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if !strings.Contains(stderr, "2 error(s); 3 of 5 tenant(s) valid") {
+			t.Errorf("stderr %q does not sum up", stderr)
+		}
+	})
+}
+
+func TestRenderCommand(t *testing.T) {
+	catalog, err := filepath.Abs("../../.catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("renders the good tenants of a repository with broken ones", func(t *testing.T) {
+		out, _, code := run(t, "render", brokenRepo(t), "--catalog", catalog)
+		if code != 1 {
+			t.Errorf("exit %d, want 1 for the broken tenants", code)
+		}
+		for _, tenant := range []string{"data-sandbox", "ml-team-alpha", "vision-team"} {
+			if !strings.Contains(out, "# raas: tenant="+tenant+" host\n") || !strings.Contains(out, "# raas: tenant="+tenant+" virtual\n") {
+				t.Errorf("no objects for %s", tenant)
+			}
+		}
+		if strings.Contains(out, "tenant=typo") || strings.Contains(out, "tenant=greedy") {
+			t.Error("broken tenants were rendered")
+		}
+	})
+	t.Run("prints only the scheduler configuration", func(t *testing.T) {
+		out, _, code := run(t, "render", "../../examples", "--catalog", catalog, "--scheduler")
+		if code != 0 || !strings.HasPrefix(out, "actions:") || !strings.Contains(out, "name: gang") {
+			t.Errorf("exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("refuses an unknown tenant", func(t *testing.T) {
+		_, _, code := run(t, "render", "../../examples", "--catalog", catalog, "--tenant", "nobody")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	})
+}
