@@ -90,10 +90,9 @@ func buildConfig(p *schema.Platform) (*schedulerConf, error) {
 		errs = append(errs, errors.New("spec.gpu.resource: no GPU resource to binpack"))
 	}
 
-	actions := []string{}
+	var actions []string
 	for _, a := range actionOrder {
-		switch {
-		case a == "preempt" && !s.Preempt, a == "reclaim" && !value(s.Reclaim, true):
+		if (a == "preempt" && !s.Preempt) || (a == "reclaim" && !value(s.Reclaim, true)) {
 			continue
 		}
 		actions = append(actions, a)
