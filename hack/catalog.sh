@@ -5,6 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/.catalog}
+mkdir -p "$out" && out=$(cd "$out" && pwd)
 VCLUSTER_VERSIONS=${VCLUSTER_VERSIONS:-0.25.0}
 KUBERAY_VERSIONS=${KUBERAY_VERSIONS:-1.5.0 1.4.0}
 VOLCANO_VERSION=${VOLCANO_VERSION:-1.12.1}
@@ -25,5 +26,6 @@ crds="$out/volcano/$VOLCANO_VERSION/crds"
 rm -rf "$crds" && mkdir -p "$crds"
 (cd "$root/hack/tools/controller-gen" &&
   go tool controller-gen crd paths=volcano.sh/apis/pkg/apis/scheduling/v1beta1 output:crd:dir="$crds")
+test -s "$crds/scheduling.volcano.sh_podgroups.yaml"
 echo "catalog ready in $out:"
 (cd "$out" && find . -mindepth 2 -maxdepth 2 -type d | sort | sed 's|^\./|  |')
