@@ -31,7 +31,7 @@ const (
 func hostObjects(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) []client.Object {
 	return []client.Object{
 		namespace(t, s),
-		resourceQuota(t, s),
+		resourceQuota(p, t, s),
 		limitRange(p, s),
 		isolationNetworkPolicy(p, t, s),
 		egressNetworkPolicy(s),
@@ -59,7 +59,7 @@ func namespace(t *schema.Tenant, s *scheduler.Tenant) *corev1.Namespace {
 // resourceQuota caps the namespace at the tenant's quota plus what the vcluster's own
 // pods and volume take. Compute resources are set on both requests.* and limits.*, so
 // that neither form escapes the cap; extended resources such as GPUs take requests.* only.
-func resourceQuota(t *schema.Tenant, s *scheduler.Tenant) *corev1.ResourceQuota {
+func resourceQuota(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) *corev1.ResourceQuota {
 	q := &t.Spec.Quota
 	hard := corev1.ResourceList{}
 	overheadRequests := sumRequests(controlPlaneResources, corednsResources)
@@ -72,9 +72,14 @@ func resourceQuota(t *schema.Tenant, s *scheduler.Tenant) *corev1.ResourceQuota 
 		hard[corev1.ResourceRequestsMemory] = plus(*q.Memory, overheadRequests[corev1.ResourceMemory])
 		hard[corev1.ResourceLimitsMemory] = plus(*q.Memory, overheadLimits[corev1.ResourceMemory])
 	}
-	gpus := *q.GPU
-	for _, name := range s.GPUResources {
-		hard[corev1.ResourceName("requests."+name)] = gpus
+	// Every GPU resource of the platform is listed: an extended resource the quota does
+	// not name is unlimited. Those of sharing modes the tenant did not pick get zero.
+	for _, name := range platformGPUResources(p) {
+		q := resource.MustParse("0")
+		if slices.Contains(s.GPUResources, name) {
+			q = *t.Spec.Quota.GPU
+		}
+		hard[corev1.ResourceName("requests."+name)] = q
 	}
 	if q.Storage != nil {
 		hard[corev1.ResourceRequestsStorage] = plus(*q.Storage, *t.Spec.VCluster.Storage)
@@ -193,4 +198,14 @@ func sortedUnique(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// platformGPUResources lists every extended resource that counts as a GPU on the
+// platform: whole GPUs and the resources of every sharing mode.
+func platformGPUResources(p *schema.Platform) []string {
+	names := []string{p.Spec.GPU.Resource}
+	for _, mode := range p.Spec.GPU.Sharing {
+		names = append(names, mode.Resources...)
+	}
+	return sortedUnique(names)
 }
