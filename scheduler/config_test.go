@@ -147,7 +147,7 @@ func TestConfig(t *testing.T) {
 	})
 	t.Run("leaves nodegroup out when no queue has node groups", func(t *testing.T) {
 		p := examplePlatform(t)
-		p.Spec.GPU.Pools = nil
+		p.Spec.GPU.Pools, p.Spec.Scheduler.SharedNodeGroups = nil, nil
 		want := []string{"drf", "predicates", "capacity", "nodeorder", "binpack"}
 		if diff := cmp.Diff(want, parseConfig(t, p).plugins(1)); diff != "" {
 			t.Errorf("second tier (-want +got):\n%s", diff)

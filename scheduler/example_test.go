@@ -24,6 +24,6 @@ func ExampleForTenant() {
 	// queue: tenant-ml-team-alpha
 	// gang: true
 	// GPUs per job: 8 [nvidia.com/gpu]
-	// node groups: [h100]
+	// node groups: [h100 cpu]
 	// enforceTolerations: [raas.dev/gpu-pool=h100:NoSchedule]
 }

@@ -22,6 +22,9 @@ func Platform(p *schema.Platform) ([]client.Object, error) {
 	for _, policy := range policies(p) {
 		objs = append(objs, policy)
 	}
+	for _, q := range p.Spec.Scheduler.Queues {
+		objs = append(objs, parentQueue(p, q))
+	}
 	objs = append(objs, &corev1.ConfigMap{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{

@@ -36,7 +36,7 @@ func TestForTenant(t *testing.T) {
 				Name: "h100", NodeGroup: "h100", Product: "NVIDIA-H100-80GB-HBM3", GPUs: new(int64(16)),
 				Taint: &schema.Taint{Key: "raas.dev/gpu-pool", Value: "h100", Effect: "NoSchedule"},
 			}},
-			NodeGroups:         []string{"h100"},
+			NodeGroups:         []string{"h100", "cpu"},
 			Tolerations:        []corev1.Toleration{{Key: "raas.dev/gpu-pool", Operator: corev1.TolerationOpEqual, Value: "h100", Effect: corev1.TaintEffectNoSchedule}},
 			EnforceTolerations: []string{"raas.dev/gpu-pool=h100:NoSchedule"},
 			MaxGPUsPerJob:      8,
@@ -60,17 +60,20 @@ func TestForTenant(t *testing.T) {
 			t.Errorf("a shared pool needs no tolerations, got %v", s.Tolerations)
 		}
 	})
-	t.Run("gives a CPU-only tenant no GPUs and no guarantee", func(t *testing.T) {
+	t.Run("gives a CPU-only tenant no GPUs, no guarantee and only the shared node groups", func(t *testing.T) {
 		s := forTenant(t, "../examples", "data-sandbox")
 		want := corev1.ResourceList{"cpu": resource.MustParse("8"), "memory": resource.MustParse("32Gi")}
 		if diff := cmp.Diff(want, s.Capability); diff != "" {
 			t.Errorf("Capability (-want +got):\n%s", diff)
 		}
-		if s.Guarantee != nil || s.Deserved != nil || s.Pools != nil || s.NodeGroups != nil || s.Gang || s.MaxGPUsPerJob != 0 {
-			t.Errorf("want no guarantee, pools, node groups, gang or GPUs, got %+v", s)
+		if s.Guarantee != nil || s.Deserved != nil || s.Pools != nil || s.Gang || s.MaxGPUsPerJob != 0 {
+			t.Errorf("want no guarantee, pools, gang or GPUs, got %+v", s)
 		}
-		if s.Queue().Spec.Affinity != nil {
-			t.Errorf("queue affinity = %+v, want none", s.Queue().Spec.Affinity)
+		if diff := cmp.Diff([]string{"cpu"}, s.NodeGroups); diff != "" {
+			t.Errorf("NodeGroups (-want +got):\n%s", diff)
+		}
+		if a := s.Queue().Spec.Affinity; a == nil || !cmp.Equal(a.NodeGroupAffinity.RequiredDuringSchedulingIgnoredDuringExecution, []string{"cpu"}) {
+			t.Errorf("queue affinity = %+v, want the cpu node group", a)
 		}
 	})
 	t.Run("resolves products to pools and adds the shared node groups", func(t *testing.T) {

@@ -261,8 +261,25 @@ type SchedulerConfig struct {
 	// run. Volcano v1.12's nodegroup plugin places a queue's pods only on nodes of the
 	// groups its affinity names, and places queues without affinity nowhere.
 	SharedNodeGroups []string `json:"sharedNodeGroups,omitempty"`
+	// Queues are parent queues for hierarchical queues, such as an organisation above
+	// several teams. A tenant joins one with spec.scheduling.parent. Needs Hierarchy.
+	Queues []ParentQueue `json:"queues,omitempty"`
 	// ExtraPlugins are further Volcano scheduler plugins, appended to the second tier.
 	ExtraPlugins []string `json:"extraPlugins,omitempty"`
+}
+
+// ParentQueue is a Volcano queue above tenant queues.
+type ParentQueue struct {
+	// Name of the queue, used as is (no namespace prefix).
+	Name string `json:"name"`
+	// Parent is another of the platform's parent queues; empty means Volcano's root.
+	Parent string `json:"parent,omitempty"`
+	// Weight is the queue's share relative to its siblings. Defaults to 1.
+	Weight *int32 `json:"weight,omitempty"`
+	// Capability caps everything below the queue.
+	Capability Resources `json:"capability,omitempty"`
+	// Guarantee is reserved for everything below the queue.
+	Guarantee Resources `json:"guarantee,omitempty"`
 }
 
 // Source is the place a document came from, for error messages and inventories.

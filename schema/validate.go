@@ -168,6 +168,7 @@ func (p *Platform) Validate() Problems {
 		c.errorf("spec.scheduler.binpackGPUWeight", "must be between 1 and 100, got %d", w)
 	}
 	schedulerGPUPolicy(c, p)
+	validateParentQueues(c, p)
 	// The defaults must themselves be allowed, or every tenant that relies on them fails.
 	c.oneOf("spec.defaults.vcluster.version", s.Defaults.VCluster.Version, s.Versions.VCluster)
 	c.oneOf("spec.defaults.vcluster.kubernetes", s.Defaults.VCluster.Kubernetes, s.Versions.Kubernetes)
@@ -241,8 +242,9 @@ func (t *Tenant) Validate(p *Platform) Problems {
 	if sc.Parent != "" {
 		if !p.Spec.Scheduler.Hierarchy {
 			c.errorf("spec.scheduling.parent", "hierarchical queues are off; set spec.scheduler.hierarchy in raas.yaml")
+		} else {
+			c.oneOf("spec.scheduling.parent", sc.Parent, p.parentQueueNames())
 		}
-		c.dnsLabel("spec.scheduling.parent", sc.Parent, 63)
 	}
 
 	gpu := &sc.GPU
@@ -361,4 +363,42 @@ func (p *Platform) products() []string {
 		}
 	}
 	return products
+}
+
+func (p *Platform) parentQueueNames() []string {
+	names := make([]string, len(p.Spec.Scheduler.Queues))
+	for i, q := range p.Spec.Scheduler.Queues {
+		names[i] = q.Name
+	}
+	return names
+}
+
+// validateParentQueues checks the platform's parent queues. A queue's parent must be
+// declared before it, which also rules out cycles.
+func validateParentQueues(c *checker, p *Platform) {
+	queues := p.Spec.Scheduler.Queues
+	if len(queues) > 0 && !p.Spec.Scheduler.Hierarchy {
+		c.errorf("spec.scheduler.queues", "parent queues need hierarchical queues; set spec.scheduler.hierarchy")
+	}
+	seen := map[string]bool{}
+	for i, q := range queues {
+		f := fmt.Sprintf("spec.scheduler.queues[%d]", i)
+		c.dnsLabel(f+".name", q.Name, 63)
+		if seen[q.Name] || q.Name == "root" || q.Name == "default" {
+			c.errorf(f+".name", "queue %q is declared twice or is one of Volcano's own (root, default)", q.Name)
+		}
+		if q.Parent != "" && !seen[q.Parent] {
+			c.errorf(f+".parent", "%q is not a parent queue declared above this one", q.Parent)
+		}
+		seen[q.Name] = true
+		if q.Weight != nil && (*q.Weight < 1 || *q.Weight > 65535) {
+			c.errorf(f+".weight", "must be between 1 and 65535, got %d", *q.Weight)
+		}
+		g, capability := q.Guarantee, q.Capability
+		c.atMost(f+".guarantee.cpu", g.CPU, capability.CPU, f+".capability.cpu")
+		c.atMost(f+".guarantee.memory", g.Memory, capability.Memory, f+".capability.memory")
+		c.atMost(f+".guarantee.gpu", g.GPU, capability.GPU, f+".capability.gpu")
+		c.wholeNumber(f+".guarantee.gpu", g.GPU)
+		c.wholeNumber(f+".capability.gpu", capability.GPU)
+	}
 }
