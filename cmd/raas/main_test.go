@@ -124,3 +124,26 @@ func TestRenderCommand(t *testing.T) {
 		}
 	})
 }
+
+func TestValidateOverCommit(t *testing.T) {
+	dir := brokenRepo(t)
+	for _, f := range []string{"tenants/typo.yaml", "tenants/greedy.yaml"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	platform := filepath.Join(dir, "raas.yaml")
+	data, err := os.ReadFile(platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "gpu: 32", "gpu: 5", 1))
+	if err := os.WriteFile(platform, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := run(t, "validate", dir)
+	want := "spec.capacity.gpu: over-committed: tenants guarantee 6 gpu in total but the cluster has 5 (ml-team-alpha 4, vision-team 2)"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output:\n%s\nwant a line with %q", code, out, want)
+	}
+}
