@@ -54,9 +54,27 @@ func (c *Catalog) download(name, version string) ([]byte, error) {
 		return buf.Bytes(), nil
 	}
 	providers := getter.Providers{{Schemes: []string{"http", "https"}, New: getter.NewHTTPGetter}}
-	url, err := repo.FindChartInRepoURL(repoURL, name, version, "", "", "", providers)
+	r, err := repo.NewChartRepository(&repo.Entry{Name: "raas", URL: repoURL}, providers)
 	if err != nil {
-		return nil, fmt.Errorf("find in %s: %w", repoURL, err)
+		return nil, fmt.Errorf("chart repository %s: %w", repoURL, err)
+	}
+	// Keep the index in raas's cache, not in Helm's.
+	r.CachePath = filepath.Join(c.opts.CacheDir, "index")
+	indexFile, err := r.DownloadIndexFile()
+	if err != nil {
+		return nil, fmt.Errorf("chart repository %s: %w", repoURL, err)
+	}
+	index, err := repo.LoadIndexFile(indexFile)
+	if err != nil {
+		return nil, fmt.Errorf("chart repository %s: %w", repoURL, err)
+	}
+	cv, err := index.Get(name, version)
+	if err != nil || len(cv.URLs) == 0 {
+		return nil, fmt.Errorf("chart repository %s has no %s %s", repoURL, name, version)
+	}
+	url, err := repo.ResolveReferenceURL(repoURL, cv.URLs[0])
+	if err != nil {
+		return nil, err
 	}
 	g, err := getter.NewHTTPGetter()
 	if err != nil {
