@@ -32,8 +32,10 @@ bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchm
 golden: catalog ## Rewrite the golden files under testdata/ after an intended change
 	$(GO) test ./render ./scheduler ./reconcile -run 'Golden|Markdown' -update
 
-generate: ## Regenerate the JSON Schemas in schema/ from the Go types
+generate: ## Regenerate the JSON Schemas, the Tenant status CRD and its deepcopy code from the Go types
 	$(GO) test ./schema -run JSONSchemas -update
+	cd $(TOOLS_DIR)/controller-gen && $(GO) tool controller-gen object crd \
+		paths=$(CURDIR)/reconcile/status/... output:crd:dir=$(CURDIR)/deploy/crds
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)
