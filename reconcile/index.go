@@ -1,0 +1,123 @@
+package reconcile
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/raas-dev/raas/render"
+	raasschema "github.com/raas-dev/raas/schema"
+)
+
+// listPageSize bounds one page of an index list.
+const listPageSize = 500
+
+// liveIndex is what one API server holds of the objects raas manages, read with one list
+// per kind: the resourceVersion of each object, and the whole object for the kinds whose
+// status makes a tenant's health. It lets a pass find the unchanged objects without a
+// request per object.
+type liveIndex struct {
+	versions map[Ref]string
+	objects  map[Ref]*unstructured.Unstructured
+}
+
+// healthKinds are listed in full rather than as metadata: their status is the health.
+var healthKinds = []schema.GroupKind{
+	{Group: "apps", Kind: "StatefulSet"},
+	{Group: "apps", Kind: "Deployment"},
+}
+
+func (x *liveIndex) version(ref Ref) string {
+	if x == nil {
+		return ""
+	}
+	return x.versions[ref]
+}
+
+func (x *liveIndex) object(ref Ref) *unstructured.Unstructured {
+	if x == nil {
+		return nil
+	}
+	return x.objects[ref]
+}
+
+// kindsOf returns the distinct group-version-kinds of objs, in a stable order.
+func kindsOf(objs ...[]*render.Object) []schema.GroupVersionKind {
+	seen := map[schema.GroupKind]bool{}
+	var kinds []schema.GroupVersionKind
+	for _, list := range objs {
+		for _, o := range list {
+			gvk := o.GroupVersionKind()
+			if !seen[gvk.GroupKind()] {
+				seen[gvk.GroupKind()] = true
+				kinds = append(kinds, gvk)
+			}
+		}
+	}
+	slices.SortFunc(kinds, func(a, b schema.GroupVersionKind) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Kind, b.Kind))
+	})
+	return kinds
+}
+
+// buildIndex lists every kind in kinds across all namespaces, limited to objects labelled
+// as managed by raas. A kind the server does not serve yet (its CRD is about to be applied)
+// is left out; its objects then go the slow way, with a dry run.
+func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersionKind) (*liveIndex, error) {
+	x := &liveIndex{versions: map[Ref]string{}, objects: map[Ref]*unstructured.Unstructured{}}
+	selector := client.MatchingLabels{raasschema.LabelManagedBy: raasschema.ManagedBy}
+	for _, gvk := range kinds {
+		full := slices.Contains(healthKinds, gvk.GroupKind())
+		listGVK := gvk.GroupVersion().WithKind(gvk.Kind + "List")
+		next := ""
+		for {
+			opts := []client.ListOption{selector, client.Limit(listPageSize)}
+			if next != "" {
+				opts = append(opts, client.Continue(next))
+			}
+			var err error
+			if full {
+				list := &unstructured.UnstructuredList{}
+				list.SetGroupVersionKind(listGVK)
+				if err = c.List(ctx, list, opts...); err == nil {
+					for i := range list.Items {
+						o := &list.Items[i]
+						o.SetGroupVersionKind(gvk)
+						ref := refOf(o)
+						x.versions[ref] = o.GetResourceVersion()
+						x.objects[ref] = o
+					}
+					next = list.GetContinue()
+				}
+			} else {
+				list := &metav1.PartialObjectMetadataList{}
+				list.SetGroupVersionKind(listGVK)
+				if err = c.List(ctx, list, opts...); err == nil {
+					for i := range list.Items {
+						m := &list.Items[i]
+						ref := Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}
+						x.versions[ref] = m.ResourceVersion
+					}
+					next = list.Continue
+				}
+			}
+			if meta.IsNoMatchError(err) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", gvk.GroupKind(), err)
+			}
+			if next == "" {
+				break
+			}
+		}
+	}
+	return x, nil
+}

@@ -1,0 +1,247 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
+)
+
+// The inventory records, per tenant and in the host cluster, every object raas applied for
+// that tenant on both levels, so that a later pass can prune what is no longer rendered and
+// a diff can show changes inside vclusters it cannot reach.
+//
+// Each tenant's inventory is the ConfigMap "tenant.<name>" in Options.InventoryNamespace
+// (raas-system), and the platform's is "platform" (a tenant name is a DNS label, so it
+// never contains a dot and never collides). They live in raas's own namespace, not in the
+// tenant's: the tenant namespace is itself in the inventory and may be deleted, and an
+// inventory must outlive what it lists. The ConfigMap holds one YAML document under the
+// key inventory.yaml.
+const (
+	inventoryKey       = "inventory.yaml"
+	inventoryKind      = "Inventory"
+	platformInventory  = "platform"
+	tenantInventoryPfx = "tenant."
+	inventoryTenant    = "tenant"
+	inventoryPlatform  = "platform"
+)
+
+// inventory is what raas applied for one tenant, or for the platform.
+type inventory struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Tenant is empty for the platform.
+	Tenant   string `json:"tenant,omitempty"`
+	File     string `json:"file,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// RetainData is the tenant's vcluster.retainData when it was last applied: whether
+	// removing the tenant keeps the namespace with the vcluster's data volumes.
+	RetainData bool          `json:"retainData,omitempty"`
+	Quota      *Quota        `json:"quota,omitempty"`
+	Objects    []objectEntry `json:"objects"`
+
+	// resourceVersion of the ConfigMap, for optimistic concurrency; empty when new.
+	resourceVersion string
+}
+
+// objectEntry is one object in an inventory.
+type objectEntry struct {
+	Target     render.Target `json:"target"`
+	APIVersion string        `json:"apiVersion"`
+	Ref
+	// Digest is the sha256 of the rendered object as last applied. Empty when raas tried
+	// to apply the object but does not know whether it succeeded.
+	Digest string `json:"digest,omitempty"`
+	// ResourceVersion is the live object's resourceVersion right after raas wrote or
+	// checked it. While the live object keeps it and the rendered object keeps Digest,
+	// the object is unchanged.
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+type entryKey struct {
+	Target render.Target
+	Ref
+}
+
+func (e objectEntry) key() entryKey { return entryKey{e.Target, e.Ref} }
+
+func inventoryName(tenant string) string {
+	if tenant == "" {
+		return platformInventory
+	}
+	return tenantInventoryPfx + tenant
+}
+
+// byKey indexes the objects of inv; nil inventories have none.
+func (inv *inventory) byKey() map[entryKey]objectEntry {
+	m := map[entryKey]objectEntry{}
+	if inv == nil {
+		return m
+	}
+	for _, e := range inv.Objects {
+		m[e.key()] = e
+	}
+	return m
+}
+
+func (inv *inventory) encode() ([]byte, error) {
+	inv.APIVersion = schema.APIVersion
+	inv.Kind = inventoryKind
+	return yaml.Marshal(inv)
+}
+
+// sameAs reports whether inv and other would be stored as the same bytes.
+func (inv *inventory) sameAs(other *inventory) bool {
+	if inv == nil || other == nil {
+		return inv == other
+	}
+	a, errA := inv.encode()
+	b, errB := other.encode()
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// needsWrite reports whether inv must be stored over old: when anything in it but the
+// recorded resourceVersions differs, or when the pass wrote objects (whose new
+// resourceVersions the next pass needs). A pass that wrote nothing writes no inventory
+// either, even when objects' resourceVersions moved (a controller updated their status):
+// those objects are compared by dry run until the next write records their new version.
+func (inv *inventory) needsWrite(old *inventory, wrote bool) bool {
+	if old == nil || wrote {
+		return old == nil || !inv.sameAs(old)
+	}
+	a, b := *inv, *old
+	a.Objects, b.Objects = withoutVersions(inv.Objects), withoutVersions(old.Objects)
+	a.Revision = b.Revision
+	return !a.sameAs(&b)
+}
+
+func withoutVersions(objs []objectEntry) []objectEntry {
+	out := make([]objectEntry, len(objs))
+	for i, o := range objs {
+		o.ResourceVersion = ""
+		out[i] = o
+	}
+	return out
+}
+
+// inventories are every inventory in the host cluster, read at the start of a pass.
+type inventories struct {
+	platform *inventory
+	tenants  map[string]*inventory
+}
+
+// names returns the tenants that have an inventory, sorted.
+func (invs *inventories) names() []string {
+	names := make([]string, 0, len(invs.tenants))
+	for name := range invs.tenants {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// loadInventories lists the inventory ConfigMaps in one request. A missing namespace
+// simply has none.
+func (r *Reconciler) loadInventories(ctx context.Context) (*inventories, error) {
+	var list corev1.ConfigMapList
+	err := r.host.List(ctx, &list, client.InNamespace(r.opts.InventoryNamespace),
+		client.HasLabels{LabelInventory})
+	if err != nil {
+		return nil, fmt.Errorf("inventories in %s: %w", r.opts.InventoryNamespace, err)
+	}
+	invs := &inventories{tenants: map[string]*inventory{}}
+	for i := range list.Items {
+		cm := &list.Items[i]
+		inv := &inventory{}
+		if err := yaml.Unmarshal([]byte(cm.Data[inventoryKey]), inv); err != nil {
+			return nil, fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)
+		}
+		inv.resourceVersion = cm.ResourceVersion
+		switch {
+		case cm.Name == platformInventory:
+			invs.platform = inv
+		case strings.HasPrefix(cm.Name, tenantInventoryPfx):
+			name := strings.TrimPrefix(cm.Name, tenantInventoryPfx)
+			if inv.Tenant != name {
+				return nil, fmt.Errorf("inventory %s/%s: records tenant %q", cm.Namespace, cm.Name, inv.Tenant)
+			}
+			invs.tenants[name] = inv
+		}
+	}
+	return invs, nil
+}
+
+// storeInventory writes inv, creating the inventory namespace if needed. It refuses to
+// overwrite a newer inventory than the one read (another raas wrote it meanwhile).
+func (r *Reconciler) storeInventory(ctx context.Context, inv *inventory) error {
+	data, err := inv.encode()
+	if err != nil {
+		return fmt.Errorf("inventory %s: %w", inventoryName(inv.Tenant), err)
+	}
+	kind := inventoryTenant
+	if inv.Tenant == "" {
+		kind = inventoryPlatform
+	}
+	labels := map[string]string{LabelInventory: kind, schema.LabelManagedBy: schema.ManagedBy}
+	if inv.Tenant != "" {
+		labels[schema.LabelTenant] = inv.Tenant
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            inventoryName(inv.Tenant),
+			Namespace:       r.opts.InventoryNamespace,
+			Labels:          labels,
+			ResourceVersion: inv.resourceVersion,
+		},
+		Data: map[string]string{inventoryKey: string(data)},
+	}
+	if inv.resourceVersion != "" {
+		err = r.host.Update(ctx, cm, client.FieldOwner(r.opts.FieldManager))
+	} else {
+		err = r.host.Create(ctx, cm, client.FieldOwner(r.opts.FieldManager))
+		if apierrors.IsNotFound(err) {
+			if err = r.ensureInventoryNamespace(ctx); err == nil {
+				err = r.host.Create(ctx, cm, client.FieldOwner(r.opts.FieldManager))
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	inv.resourceVersion = cm.ResourceVersion
+	return nil
+}
+
+// deleteInventory removes the inventory of a tenant whose objects are all gone.
+func (r *Reconciler) deleteInventory(ctx context.Context, inv *inventory) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name:      inventoryName(inv.Tenant),
+		Namespace: r.opts.InventoryNamespace,
+	}}
+	err := r.host.Delete(ctx, cm, client.Preconditions{ResourceVersion: &inv.resourceVersion})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) ensureInventoryNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   r.opts.InventoryNamespace,
+		Labels: map[string]string{schema.LabelManagedBy: schema.ManagedBy},
+	}}
+	if err := r.host.Create(ctx, ns, client.FieldOwner(r.opts.FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", ns.Name, err)
+	}
+	return nil
+}

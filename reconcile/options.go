@@ -1,0 +1,91 @@
+package reconcile
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/raas-dev/raas/render"
+)
+
+// Names raas uses on the host.
+const (
+	// FieldManager is the server-side apply field manager of every object raas applies.
+	FieldManager = "raas"
+	// SystemNamespace is where raas runs and keeps its inventories.
+	SystemNamespace = "raas-system"
+	// LabelInventory marks inventory ConfigMaps; its value is "tenant" or "platform".
+	LabelInventory = "raas.dev/inventory"
+	// AnnotationRetained marks the namespace of a removed tenant that raas kept because it
+	// holds the vcluster's data volumes.
+	AnnotationRetained = "raas.dev/retained"
+)
+
+// Options configure a Reconciler.
+type Options struct {
+	// FieldManager owns the fields raas applies. Conflicts with other managers are forced:
+	// raas owns what it renders.
+	FieldManager string
+	// InventoryNamespace holds one inventory ConfigMap per tenant and one for the platform.
+	// It is created when missing.
+	InventoryNamespace string
+	// Prune deletes objects that were applied before and are no longer rendered, and
+	// removes tenants whose file is gone.
+	Prune bool
+	// MaxDeleteShare is the largest share of the known tenants that one pass may remove;
+	// at least one tenant may always go. More is refused unless AllowMassDelete is set.
+	MaxDeleteShare float64
+	// AllowMassDelete lifts the MaxDeleteShare limit, and lets a checkout without any
+	// tenant file remove every tenant.
+	AllowMassDelete bool
+	// VClusterTimeout bounds the wait for a tenant's vcluster to export its kubeconfig
+	// Secret and answer. A tenant whose vcluster is not up by then is Progressing; the
+	// next pass tries again.
+	VClusterTimeout time.Duration
+	// WaitTimeout bounds the wait for new or changed CRDs to be established and
+	// namespaces to be active before the objects that need them are applied.
+	WaitTimeout time.Duration
+	// PollInterval is how often those waits look again.
+	PollInterval time.Duration
+	// Workers is how many tenants are reconciled at once.
+	Workers int
+	// Verify compares every object with a server-side dry run. Without it, an object whose
+	// rendered form and live resourceVersion both equal what the inventory recorded after
+	// the last write is known to be unchanged without asking the API server.
+	Verify bool
+	// QPS and Burst limit the requests to each API server (client-go's defaults, 5 and
+	// 10, are far too low for a whole fleet).
+	QPS   float32
+	Burst int
+	// WrapTransport, if set, wraps the transport to the host and to every vcluster, for
+	// metrics or request counting.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// DefaultOptions prunes with the safety rails on: at most a quarter of the tenants may go
+// in one pass.
+func DefaultOptions() Options {
+	return Options{
+		FieldManager:       FieldManager,
+		InventoryNamespace: SystemNamespace,
+		Prune:              true,
+		MaxDeleteShare:     0.25,
+		VClusterTimeout:    2 * time.Minute,
+		WaitTimeout:        time.Minute,
+		PollInterval:       500 * time.Millisecond,
+		Workers:            max(2, runtime.NumCPU()),
+		QPS:                100,
+		Burst:              200,
+	}
+}
+
+// Input is what one pass works from.
+type Input struct {
+	// Render is the rendered checkout.
+	Render *render.Result
+	// Revision names the checkout, for example a commit; it is recorded in inventories.
+	Revision string
+	// FetchErr is set when fetching the newest revision failed, so that Render is an
+	// older checkout. It is still applied, but nothing is pruned.
+	FetchErr error
+}

@@ -1,0 +1,256 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
+)
+
+// Reconciler applies rendered tenants to a host cluster and into each tenant's vcluster.
+// It keeps connections to the vclusters between passes; it is safe for one pass at a
+// time.
+type Reconciler struct {
+	opts      Options
+	host      client.Client
+	hostMgr   *ssa.ResourceManager
+	vclusters vclusterCache
+}
+
+// New returns a Reconciler for the host cluster that cfg reaches.
+func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
+	if opts.FieldManager == "" || opts.InventoryNamespace == "" {
+		return nil, errors.New("reconcile: options need a field manager and an inventory namespace; start from DefaultOptions")
+	}
+	r := &Reconciler{opts: opts}
+	c, err := client.New(r.restConfig(cfg), client.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
+	r.host = c
+	r.hostMgr = r.resourceManager(c)
+	return r, nil
+}
+
+func (r *Reconciler) resourceManager(c client.Client) *ssa.ResourceManager {
+	// The status poller is only used by ssa's own wait helpers, which raas does not use:
+	// it waits for exactly the CRDs and namespaces a pass changed.
+	return ssa.NewResourceManager(c, nil, ssa.Owner{Field: r.opts.FieldManager, Group: schema.Group})
+}
+
+// pass is the state of one Apply or Diff.
+type pass struct {
+	in       Input
+	dryRun   bool
+	platform *schema.Platform
+	invs     *inventories
+	hostIdx  *liveIndex
+	digests  digestCache
+
+	// pruneBlocked says why nothing may be deleted in this pass; empty when pruning is
+	// allowed.
+	pruneBlocked string
+	// removed are tenants with an inventory and no file; removeErr refuses removing them.
+	removed   []string
+	removeErr error
+	// kept are tenants whose file exists but did not validate or render; their objects
+	// are left as they are.
+	kept map[string]string
+}
+
+// begin reads the inventories and the live index and decides what this pass may delete.
+func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, error) {
+	res := in.Render
+	if res == nil || res.Repo == nil {
+		return nil, errors.New("no rendered checkout: nothing applied, nothing pruned")
+	}
+	p := &pass{in: in, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{}}
+	invs, err := r.loadInventories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.invs = invs
+
+	objs := [][]*render.Object{res.Platform}
+	for _, out := range res.Tenants {
+		objs = append(objs, out.Host)
+	}
+	if p.hostIdx, err = buildIndex(ctx, r.host, kindsOf(objs...)); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+
+	for _, rej := range res.Repo.Rejected {
+		p.kept[rej.Name] = fmt.Sprintf("%s does not validate; its objects are left as last applied", rej.File)
+	}
+	for _, f := range res.Failed {
+		p.kept[f.Tenant] = fmt.Sprintf("%s failed to render (%v); its objects are left as last applied", f.File, f.Err)
+	}
+	p.pruneBlocked = r.pruneGate(in)
+	p.removed, p.removeErr = r.removals(p)
+	return p, nil
+}
+
+// pruneGate returns why nothing may be deleted in this pass, or "".
+func (r *Reconciler) pruneGate(in Input) string {
+	res := in.Render
+	switch {
+	case !r.opts.Prune:
+		return "pruning is off"
+	case in.FetchErr != nil:
+		return fmt.Sprintf("fetching the newest revision failed (%v)", in.FetchErr)
+	case !res.Repo.Usable():
+		return "the platform config is invalid"
+	case res.Platform == nil:
+		return "the platform objects failed to render"
+	}
+	var problems []string
+	if n := len(res.Repo.Problems.Errors()); n > 0 {
+		problems = append(problems, fmt.Sprintf("%d validation error(s)", n))
+	}
+	if n := len(res.Failed); n > 0 {
+		problems = append(problems, fmt.Sprintf("%d tenant(s) failed to render", n))
+	}
+	if len(problems) > 0 {
+		return "the checkout has " + joinAnd(problems) + "; nothing is pruned until it is fixed"
+	}
+	return ""
+}
+
+// tenantNames returns every tenant the pass reports on, sorted: rendered, kept and removed.
+func (p *pass) tenantNames() []string {
+	seen := map[string]bool{}
+	var names []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, out := range p.in.Render.Tenants {
+		add(out.Tenant)
+	}
+	for n := range p.kept {
+		add(n)
+	}
+	for _, n := range p.removed {
+		add(n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// tenantRun is one tenant's share of a pass.
+type tenantRun struct {
+	status  TenantStatus
+	entries []Entry
+}
+
+// run reconciles (or diffs) the platform and every tenant, and assembles the result.
+func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
+	res := &Result{Revision: p.in.Revision, DryRun: p.dryRun, PruneBlocked: p.pruneBlocked}
+	if p.removeErr != nil {
+		res.Errors = append(res.Errors, p.removeErr)
+	}
+	if p.platform == nil {
+		res.Errors = append(res.Errors, errors.New("the platform config is invalid: nothing applied, nothing pruned"))
+		return res
+	}
+	platform, err := r.reconcilePlatform(ctx, p)
+	res.Entries = append(res.Entries, platform...)
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+	}
+
+	outputs := map[string]*render.Output{}
+	for _, out := range p.in.Render.Tenants {
+		outputs[out.Tenant] = out
+	}
+	names := p.tenantNames()
+	runs := make([]tenantRun, len(names))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(max(r.opts.Workers, 1), len(names)) {
+		wg.Go(func() {
+			for i := range next {
+				name := names[i]
+				switch {
+				case outputs[name] != nil:
+					runs[i] = r.reconcileTenant(ctx, p, outputs[name], p.in.Render.Repo.Tenant(name))
+				case p.kept[name] != "":
+					runs[i] = r.keepTenant(p, name)
+				default:
+					runs[i] = r.removeTenant(ctx, p, p.invs.tenants[name])
+				}
+			}
+		})
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, run := range runs {
+		res.Entries = append(res.Entries, run.entries...)
+		res.Tenants = append(res.Tenants, run.status)
+	}
+	return res
+}
+
+// keepTenant reports a tenant whose file is broken: nothing is applied or pruned for it.
+func (r *Reconciler) keepTenant(p *pass, name string) tenantRun {
+	inv := p.invs.tenants[name]
+	st := TenantStatus{Name: name, Change: TenantUnchanged, Health: HealthFailed, Reason: p.kept[name]}
+	var entries []Entry
+	if inv != nil {
+		st.File, st.Before, st.After = inv.File, inv.Quota, inv.Quota
+		for _, e := range inv.Objects {
+			entries = append(entries, Entry{Tenant: name, Target: e.Target, Ref: e.Ref, APIVersion: e.APIVersion,
+				Action: Skipped, Reason: "tenant file is broken; left as last applied"})
+		}
+	}
+	return tenantRun{status: st, entries: entries}
+}
+
+// digestCache computes the digest of each rendered object once per pass: the virtual
+// objects are shared by every tenant on the same KubeRay version.
+type digestCache struct {
+	mu sync.Mutex
+	m  map[*render.Object]string
+}
+
+func (d *digestCache) of(o *render.Object) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.m[o]; ok {
+		return s, nil
+	}
+	data, err := o.YAML()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	s := hex.EncodeToString(sum[:])
+	if d.m == nil {
+		d.m = map[*render.Object]string{}
+	}
+	d.m[o] = s
+	return s, nil
+}
+
+func joinAnd(parts []string) string {
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}

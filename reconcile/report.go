@@ -1,0 +1,264 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// symbols mark each action in a diff.
+var symbols = map[Action]string{
+	Created:    "+",
+	Configured: "~",
+	Drifted:    "!",
+	Deleted:    "-",
+	Retained:   "=",
+	Skipped:    "?",
+	Failed:     "x",
+	Unchanged:  " ",
+}
+
+// WriteEntries writes one line per object, grouped by tenant, and each tenant's health: the
+// output of `raas apply`. Unchanged objects are left out unless all is set.
+func WriteEntries(w io.Writer, res *Result, all bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range res.Entries {
+		if e.Action == Unchanged && !all {
+			continue
+		}
+		scope := e.Tenant
+		if scope == "" {
+			scope = "(platform)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", scope, e.Target, e.Ref, e.Action, e.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, t := range res.Tenants {
+		line := fmt.Sprintf("tenant %s: %s", t.Name, t.Health)
+		if t.Reason != "" {
+			line += ": " + t.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+	return writeProblems(w, res)
+}
+
+func writeProblems(w io.Writer, res *Result) error {
+	if res.PruneBlocked != "" {
+		fmt.Fprintf(w, "nothing pruned: %s\n", res.PruneBlocked)
+	}
+	for _, err := range res.Errors {
+		if _, err := fmt.Fprintf(w, "ERROR: %v\n", err); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, res.Summary())
+	return err
+}
+
+// WriteDiff writes what a diff found, grouped by tenant: one line per object that would
+// change, with the unified diff of each changed host object, and one line per tenant that
+// would not change.
+func WriteDiff(w io.Writer, res *Result) error {
+	if es := res.Select("", ""); changes(es) > 0 {
+		fmt.Fprintln(w, "platform:")
+		writeDiffEntries(w, es)
+	}
+	for _, t := range res.Tenants {
+		es := res.Select(t.Name, "")
+		head := fmt.Sprintf("tenant %s", t.Name)
+		if t.File != "" {
+			head += fmt.Sprintf(" (%s)", t.File)
+		}
+		if changes(es) == 0 && t.Health != HealthFailed {
+			fmt.Fprintf(w, "%s: no changes\n", head)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s\n", head, t.Change)
+		if t.Health == HealthFailed || (t.Change == TenantRemoved && t.Health != HealthRemoved) {
+			fmt.Fprintf(w, "  %s\n", t.Reason)
+		}
+		writeDiffEntries(w, es)
+	}
+	return writeProblems(w, res)
+}
+
+// changes counts the entries that write, or failed.
+func changes(es []Entry) int {
+	n := 0
+	for _, e := range es {
+		if e.Action.Writes() || e.Action == Failed {
+			n++
+		}
+	}
+	return n
+}
+
+func writeDiffEntries(w io.Writer, es []Entry) {
+	for _, e := range es {
+		if !e.Action.Writes() && e.Action != Failed {
+			continue
+		}
+		line := fmt.Sprintf("  %s %s %s %s", symbols[e.Action], e.Target, e.Ref, e.Action)
+		if e.Reason != "" {
+			line += ": " + e.Reason
+		}
+		fmt.Fprintln(w, line)
+		if e.Diff != "" {
+			for _, l := range strings.Split(strings.TrimRight(e.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "      %s\n", l)
+			}
+		}
+	}
+}
+
+// WriteMarkdown writes a diff as a pull request comment: the tenants added, changed and
+// removed, the quota and GPU totals before and after, the objects to delete, and the
+// changes of each tenant, with Secret values masked.
+func WriteMarkdown(w io.Writer, res *Result) error {
+	var b strings.Builder
+	b.WriteString("## raas diff\n\n")
+	count := map[Change]int{}
+	for _, t := range res.Tenants {
+		count[t.Change]++
+	}
+	if res.Revision != "" {
+		fmt.Fprintf(&b, "Revision `%s`: ", res.Revision)
+	}
+	fmt.Fprintf(&b, "**%d added**, **%d changed**, **%d removed**, %d unchanged.\n\n",
+		count[TenantAdded], count[TenantChanged], count[TenantRemoved], count[TenantUnchanged])
+
+	for _, err := range res.Errors {
+		fmt.Fprintf(&b, "> [!CAUTION]\n> %s\n\n", err)
+	}
+	if res.PruneBlocked != "" {
+		fmt.Fprintf(&b, "> [!WARNING]\n> Nothing would be pruned: %s.\n\n", res.PruneBlocked)
+	}
+
+	b.WriteString("| Tenant | Change | Health | Create | Update | Delete |\n| --- | --- | --- | ---: | ---: | ---: |\n")
+	platform := res.Select("", "")
+	if changes(platform) > 0 {
+		c, u, d := tally(platform)
+		fmt.Fprintf(&b, "| _platform_ | changed | | %d | %d | %d |\n", c, u, d)
+	}
+	for _, t := range res.Tenants {
+		c, u, d := tally(res.Select(t.Name, ""))
+		health := ""
+		if t.Health == HealthFailed {
+			health = "Failed: " + escapeCell(t.Reason)
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %d | %d | %d |\n", t.Name, t.Change, health, c, u, d)
+	}
+
+	before, after := res.Totals()
+	b.WriteString("\n### Quota\n\n| | Before | After | Change |\n| --- | ---: | ---: | ---: |\n")
+	for _, row := range []struct {
+		name          string
+		before, after *resource.Quantity
+	}{
+		{"CPU", before.CPU, after.CPU},
+		{"Memory", before.Memory, after.Memory},
+		{"GPUs", before.GPU, after.GPU},
+		{"Guaranteed GPUs", before.GuaranteedGPU, after.GuaranteedGPU},
+	} {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.name, quantity(row.before), quantity(row.after), delta(row.before, row.after))
+	}
+
+	b.WriteString("\n### Objects to delete\n\n")
+	deleted := 0
+	for _, e := range res.Entries {
+		switch e.Action {
+		case Deleted:
+			fmt.Fprintf(&b, "- %s: %s `%s`\n", scopeOf(e), e.Target, e.Ref)
+			deleted++
+		case Retained:
+			fmt.Fprintf(&b, "- %s: %s `%s`: **kept**, %s\n", scopeOf(e), e.Target, e.Ref, e.Reason)
+			deleted++
+		}
+	}
+	if deleted == 0 {
+		b.WriteString("None.\n")
+	}
+
+	var details strings.Builder
+	for _, t := range res.Tenants {
+		var lines []string
+		for _, e := range res.Select(t.Name, "") {
+			if e.Action != Configured && e.Action != Drifted && e.Action != Failed {
+				continue
+			}
+			line := fmt.Sprintf("%s %s %s %s", symbols[e.Action], e.Target, e.Ref, e.Action)
+			if e.Reason != "" {
+				line += ": " + e.Reason
+			}
+			lines = append(lines, line)
+			if e.Diff != "" {
+				lines = append(lines, strings.Split(strings.TrimRight(e.Diff, "\n"), "\n")...)
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&details, "<details><summary><code>%s</code></summary>\n\n```diff\n%s\n```\n\n</details>\n\n", t.Name, strings.Join(lines, "\n"))
+	}
+	if details.Len() > 0 {
+		b.WriteString("\n### Changes\n\n")
+		b.WriteString(strings.TrimRight(details.String(), "\n") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func tally(es []Entry) (create, update, del int) {
+	for _, e := range es {
+		switch e.Action {
+		case Created:
+			create++
+		case Configured, Drifted:
+			update++
+		case Deleted:
+			del++
+		}
+	}
+	return create, update, del
+}
+
+func scopeOf(e Entry) string {
+	if e.Tenant == "" {
+		return "_platform_"
+	}
+	return "`" + e.Tenant + "`"
+}
+
+func quantity(q *resource.Quantity) string {
+	if q == nil {
+		return "0"
+	}
+	return q.String()
+}
+
+func delta(before, after *resource.Quantity) string {
+	var d resource.Quantity
+	if after != nil {
+		d = after.DeepCopy()
+	}
+	if before != nil {
+		d.Sub(*before)
+	}
+	switch d.Sign() {
+	case 0:
+		return "0"
+	case 1:
+		return "+" + d.String()
+	}
+	return d.String()
+}
+
+func escapeCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}

@@ -1,0 +1,148 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	raasschema "github.com/raas-dev/raas/schema"
+)
+
+// vclusterKubeConfigKey is the key of the kubeconfig in the Secret vcluster exports.
+const vclusterKubeConfigKey = "config"
+
+// attemptTimeout bounds one attempt to reach a vcluster's API, so that an address that
+// swallows packets does not use up the whole wait.
+const attemptTimeout = 10 * time.Second
+
+// requestTimeout bounds any one request to a vcluster; a KubeRay CRD is 1.3 MB.
+const requestTimeout = time.Minute
+
+// vcluster is a connection to one tenant's virtual API server.
+type vcluster struct {
+	// key is the digest of the kubeconfig it was built from: a new kubeconfig (a
+	// recreated vcluster, rotated certificates) makes a new connection.
+	key    string
+	client client.Client
+	mgr    *ssa.ResourceManager
+}
+
+// vclusterCache keeps one connection per vcluster across passes, so that each pass does
+// not rediscover every API group.
+type vclusterCache struct {
+	mu sync.Mutex
+	m  map[string]*vcluster
+}
+
+// errVClusterNotUp is wrapped by the error connectVCluster returns when the vcluster did
+// not come up in time. It is not a failure: the tenant is Progressing.
+var errVClusterNotUp = errors.New("vcluster is not up")
+
+// connectVCluster waits until the vcluster of release in the host namespace has exported
+// its kubeconfig Secret and its API answers, then returns a connection to it and an index
+// of kinds inside it. It gives up after Options.VClusterTimeout with an error wrapping
+// errVClusterNotUp.
+func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind) (*vcluster, *liveIndex, error) {
+	deadline := time.Now().Add(r.opts.VClusterTimeout)
+	for {
+		vc, idx, err := r.tryVCluster(ctx, namespace, release, kinds)
+		if err == nil {
+			return vc, idx, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if !time.Now().Add(r.opts.PollInterval).Before(deadline) {
+			return nil, nil, fmt.Errorf("%w after %s: %w", errVClusterNotUp, r.opts.VClusterTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(r.opts.PollInterval):
+		}
+	}
+}
+
+func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind) (*vcluster, *liveIndex, error) {
+	secretName := raasschema.KubeconfigSecret(release)
+	var secret corev1.Secret
+	err := r.host.Get(ctx, client.ObjectKey{Namespace: namespace, Name: secretName}, &secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("waiting for the vcluster to export its kubeconfig: secret %s/%s not found", namespace, secretName)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
+	}
+	data := secret.Data[vclusterKubeConfigKey]
+	if len(data) == 0 {
+		return nil, nil, fmt.Errorf("secret %s/%s has no %q key yet", namespace, secretName, vclusterKubeConfigKey)
+	}
+	vc, err := r.vclusterFor(namespace+"/"+release, data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	idx, err := buildIndex(actx, vc.client, kinds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("vcluster API does not answer: %w", err)
+	}
+	return vc, idx, nil
+}
+
+// vclusterFor returns the cached connection for key if it was built from kubeconfig, or a
+// new one.
+func (r *Reconciler) vclusterFor(key string, kubeconfig []byte) (*vcluster, error) {
+	sum := sha256.Sum256(kubeconfig)
+	digest := hex.EncodeToString(sum[:])
+	r.vclusters.mu.Lock()
+	defer r.vclusters.mu.Unlock()
+	if vc := r.vclusters.m[key]; vc != nil && vc.key == digest {
+		return vc, nil
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg = r.restConfig(cfg)
+	cfg.Timeout = requestTimeout
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	vc := &vcluster{key: digest, client: c, mgr: r.resourceManager(c)}
+	if r.vclusters.m == nil {
+		r.vclusters.m = map[string]*vcluster{}
+	}
+	r.vclusters.m[key] = vc
+	return vc, nil
+}
+
+// forgetVCluster drops the connection to a removed tenant's vcluster.
+func (r *Reconciler) forgetVCluster(namespace, release string) {
+	r.vclusters.mu.Lock()
+	defer r.vclusters.mu.Unlock()
+	delete(r.vclusters.m, namespace+"/"+release)
+}
+
+// restConfig copies cfg with the reconciler's rate limits and transport wrapper.
+func (r *Reconciler) restConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = r.opts.QPS, r.opts.Burst
+	if r.opts.WrapTransport != nil {
+		cfg.Wrap(r.opts.WrapTransport)
+	}
+	return cfg
+}
