@@ -57,13 +57,16 @@ func startVClusters(t *testing.T, host *testenv.ControlPlane, prefix string, ten
 	return vcs
 }
 
-// removable finds a tenant whose file can go without making the repository invalid (a
+// removable finds a tenant of res, not one of keep, whose file can go without making the repository invalid (a
 // sandbox's parent cannot) or changing what the others render (a sandbox's quota returns
 // to its parent), removes it, and returns its name, its file and the render without it.
-func removable(t *testing.T, repo *repo, res *render.Result) (string, string, *render.Result) {
+func removable(t *testing.T, repo *repo, res *render.Result, keep ...string) (string, string, *render.Result) {
 	t.Helper()
 	names := tenantNames(res)
 	for _, name := range names {
+		if slices.Contains(keep, name) {
+			continue
+		}
 		file := "tenants/" + name + ".yaml"
 		content := repo.read(file)
 		repo.remove(file)

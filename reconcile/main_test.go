@@ -20,11 +20,13 @@ import (
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/catalog"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
 )
 
 func TestMain(m *testing.M) {
@@ -92,6 +94,30 @@ func (r *repo) write(name, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// set sets the field at path of the repository YAML file name to value. Comments are lost.
+func (r *repo) set(name string, value any, path ...string) {
+	r.t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(r.read(name)), &doc); err != nil {
+		r.t.Fatal(err)
+	}
+	m := doc
+	for _, key := range path[:len(path)-1] {
+		next, ok := m[key].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[key] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = value
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.write(name, string(data))
 }
 
 func (r *repo) read(name string) string {
@@ -188,6 +214,8 @@ func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { ret
 // waits, and a request counter.
 func newReconciler(t testing.TB, host *testenv.ControlPlane, vclusterTimeout time.Duration) (*reconcile.Reconciler, *counter, reconcile.Options) {
 	t.Helper()
+	// Volcano's namespace, where the platform's scheduler ConfigMap goes.
+	ensureNamespace(t, host.Client, "volcano-system")
 	c := &counter{}
 	opts := reconcile.DefaultOptions()
 	opts.InventoryNamespace = host.Namespace(t)
@@ -251,4 +279,28 @@ func actions(entries []reconcile.Entry) map[string]reconcile.Action {
 
 func schemaGVK(group, version, kind string) k8sschema.GroupVersionKind {
 	return k8sschema.GroupVersionKind{Group: group, Version: version, Kind: kind}
+}
+
+// shareVCluster makes one stand-in vcluster answer for every tenant in names: it copies
+// the stand-in's kubeconfig Secret into each tenant's host namespace under the tenant's
+// release name. Tenants on different KubeRay versions then take turns owning its CRDs, so
+// it suits tests that apply once, and benchmarks of identical tenants.
+func shareVCluster(t testing.TB, host *testenv.ControlPlane, vc *testenv.VCluster, prefix string, names []string) {
+	t.Helper()
+	ctx := context.Background()
+	var secret corev1.Secret
+	if err := host.Client.Get(ctx, client.ObjectKey{Namespace: vc.HostNamespace, Name: testenv.SecretName(vc.Release)}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		ensureNamespace(t, host.Client, prefix+name)
+		copied := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: prefix + name, Name: testenv.SecretName(schema.Release(name)), Labels: secret.Labels},
+			Type:       secret.Type,
+			Data:       secret.Data,
+		}
+		if err := host.Client.Create(ctx, copied); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,154 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/raas-dev/raas/internal/testenv"
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/reconcile")
+
+const goldenDir = "../testdata/reconcile"
+
+// TestDiff diffs the example tenants against a host, before and after they are applied,
+// and then a pull request that adds, changes and removes tenants. No vcluster runs: the
+// virtual level is compared with the inventory, as in CI.
+func TestDiff(t *testing.T) {
+	host := testenv.Shared(t)
+	const prefix = "diff-"
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	r, count, _ := newReconciler(t, host, 100*time.Millisecond)
+	diff := func(t *testing.T, res *render.Result) *reconcile.Result {
+		t.Helper()
+		count.reset()
+		out, err := r.Diff(t.Context(), reconcile.Input{Render: res, Revision: "0123abc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := count.writesList(); len(w) > 0 {
+			t.Errorf("diff wrote %v", w)
+		}
+		for _, e := range out.Entries {
+			if e.Action == reconcile.Failed {
+				t.Errorf("diff: %s", e)
+			}
+		}
+		return out
+	}
+
+	t.Run("shows every object as created before the first apply", func(t *testing.T) {
+		out := diff(t, res)
+		if !out.Changed() {
+			t.Error("Changed() = false")
+		}
+		for _, e := range out.Entries {
+			if e.Tenant != "" && e.Action != reconcile.Created {
+				t.Errorf("%s, want created", e)
+			}
+		}
+		for _, st := range out.Tenants {
+			if st.Change != reconcile.TenantAdded || st.Before != nil || st.After == nil {
+				t.Errorf("%s: %+v, want added with a quota after only", st.Name, st)
+			}
+		}
+		if count.dryRuns.Load() == 0 {
+			t.Error("no server-side dry run")
+		}
+	})
+
+	apply(t, r, res)
+
+	t.Run("shows no host change after apply", func(t *testing.T) {
+		out := diff(t, res)
+		for _, e := range out.Entries {
+			want := reconcile.Unchanged
+			if e.Target == render.Virtual {
+				want = reconcile.Created // no vcluster came up, so nothing was applied there
+			}
+			if e.Action != want {
+				t.Errorf("%s, want %s", e, want)
+			}
+		}
+	})
+}
+
+// TestDiffMarkdown applies the examples, then diffs a pull request that adds, changes
+// and removes tenants, and checks the Markdown summary against testdata/reconcile/diff.md.
+// One stand-in vcluster takes every tenant's virtual objects, so that the inventories
+// record them as a real fleet's would.
+func TestDiffMarkdown(t *testing.T) {
+	host := testenv.Shared(t)
+	const prefix = "md-"
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
+	shareVCluster(t, host, vc, prefix, tenantNames(res))
+	r, count, _ := newReconciler(t, host, 30*time.Second)
+	apply(t, r, res)
+
+	names := tenantNames(res)
+	changed := names[0]
+	repo.set("tenants/"+changed+".yaml", "96", "spec", "quota", "cpu")
+	repo.write("tenants/new-team.yaml", minimalTenant("new-team", ""))
+	removed, _, _ := removable(t, repo, repo.render(), changed, "new-team")
+	count.reset()
+	out, err := r.Diff(t.Context(), reconcile.Input{Render: repo.render(), Revision: "0123abc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := count.writesList(); len(w) > 0 {
+		t.Errorf("diff wrote %v", w)
+	}
+	if st := out.Tenant(changed); st.Change != reconcile.TenantChanged {
+		t.Errorf("%s: %s, want changed", changed, st.Change)
+	}
+	if st := out.Tenant("new-team"); st.Change != reconcile.TenantAdded {
+		t.Errorf("new-team: %s, want added", st.Change)
+	}
+	if st := out.Tenant(removed); st.Change != reconcile.TenantRemoved {
+		t.Errorf("%s: %s, want removed", removed, st.Change)
+	}
+	var md bytes.Buffer
+	if err := reconcile.WriteMarkdown(&md, out); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "diff.md", md.String())
+}
+
+// golden compares got with the golden file name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./reconcile -run Markdown -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s is stale (-want +got), run go test ./reconcile -run Markdown -update:\n%s", path, diff)
+	}
+}
