@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"sigs.k8s.io/kustomize/api/types"
@@ -31,11 +32,6 @@ const podGroupRule = `- op: add
     verbs: [create, delete, get, list, patch, update, watch]
 `
 
-const batchSchedulerArg = `- op: add
-  path: /spec/template/spec/containers/0/args/-
-  value: --batch-scheduler=volcano
-`
-
 const kuberayNamespaceYAML = `apiVersion: v1
 kind: Namespace
 metadata:
@@ -44,6 +40,7 @@ metadata:
 type kuberayKey struct {
 	version string
 	gang    bool
+	args    string // extra operator flags, joined by newlines
 }
 
 type kuberayEntry struct {
@@ -52,23 +49,23 @@ type kuberayEntry struct {
 	err  error
 }
 
-// virtual returns the objects applied inside a vcluster: the KubeRay CRDs and operator at
-// version, wired for Volcano when gang is on, and the PodGroup CRD. They are built once per
-// version and gang setting and shared by every tenant that pins them.
-func (r *Renderer) virtual(version string, gang bool) ([]*Object, error) {
-	key := kuberayKey{version, gang}
+// kuberay returns the KubeRay CRDs and operator at version, wired for Volcano when gang is
+// on and given the extra flags args, and the PodGroup CRD. They are built once per
+// version, gang setting and flags, and shared by every tenant that pins them.
+func (r *Renderer) kuberay(version string, gang bool, args []string) ([]*Object, error) {
+	key := kuberayKey{version, gang, strings.Join(args, "\n")}
 	r.mu.Lock()
-	e, ok := r.kuberay[key]
+	e, ok := r.kuberayCache[key]
 	if !ok {
 		e = &kuberayEntry{}
-		r.kuberay[key] = e
+		r.kuberayCache[key] = e
 	}
 	r.mu.Unlock()
-	e.once.Do(func() { e.objs, e.err = r.buildVirtual(version, gang) })
+	e.once.Do(func() { e.objs, e.err = r.buildKubeRay(version, gang, args) })
 	return e.objs, e.err
 }
 
-func (r *Renderer) buildVirtual(version string, gang bool) ([]*Object, error) {
+func (r *Renderer) buildKubeRay(version string, gang bool, args []string) ([]*Object, error) {
 	base, err := r.catalog.KubeRayBase(version)
 	if err != nil {
 		return nil, err
@@ -92,7 +89,6 @@ func (r *Renderer) buildVirtual(version string, gang bool) ([]*Object, error) {
 		path.Join(memVolcano, "podgroups.yaml"):   podGroups,
 		path.Join(memBuild, "namespace.yaml"):     []byte(kuberayNamespaceYAML),
 		path.Join(memBuild, "podgroup-rbac.yaml"): []byte(podGroupRule),
-		path.Join(memBuild, "batch-volcano.yaml"): []byte(batchSchedulerArg),
 	}
 	for name, data := range files {
 		if err := fsys.WriteFile(name, data); err != nil {
@@ -110,9 +106,17 @@ func (r *Renderer) buildVirtual(version string, gang bool) ([]*Object, error) {
 			Target: target("rbac.authorization.k8s.io", "ClusterRole", "kuberay-operator"),
 		}},
 	}
+	flags := args
 	if gang {
+		flags = append([]string{"--batch-scheduler=volcano"}, args...)
+	}
+	if len(flags) > 0 {
+		var patch strings.Builder
+		for _, f := range flags {
+			fmt.Fprintf(&patch, "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: %q\n", f)
+		}
 		k.Patches = append(k.Patches, types.Patch{
-			Path:   "batch-volcano.yaml",
+			Patch:  patch.String(),
 			Target: target("apps", "Deployment", "kuberay-operator"),
 		})
 	}

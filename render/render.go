@@ -33,6 +33,9 @@ type Output struct {
 	File    string
 	Host    []*Object
 	Virtual []*Object
+	// Asleep is set for an expired sandbox: its vcluster is scaled to zero, so its
+	// virtual objects cannot be applied, and must not be pruned, until it wakes.
+	Asleep bool
 }
 
 // Objects returns the objects of target.
@@ -50,8 +53,8 @@ type Renderer struct {
 	catalog  *catalog.Catalog
 	overlays filesys.FileSystem
 
-	mu      sync.Mutex
-	kuberay map[kuberayKey]*kuberayEntry
+	mu           sync.Mutex
+	kuberayCache map[kuberayKey]*kuberayEntry
 }
 
 // New returns a renderer for the repository at the root of repoFS, whose platform config
@@ -69,10 +72,10 @@ func New(repoFS fs.FS, repoDir string, p *schema.Platform, opts catalog.Options)
 		return nil, err
 	}
 	return &Renderer{
-		platform: p,
-		catalog:  catalog.New(opts),
-		overlays: overlays,
-		kuberay:  map[kuberayKey]*kuberayEntry{},
+		platform:     p,
+		catalog:      catalog.New(opts),
+		overlays:     overlays,
+		kuberayCache: map[kuberayKey]*kuberayEntry{},
 	}, nil
 }
 
@@ -84,11 +87,30 @@ func (r *Renderer) Tenant(t *schema.Tenant) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
-	virtual, err := r.virtual(t.Spec.KubeRay.Version, s.Gang)
+	virtual, err := r.virtual(t, s)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
-	return &Output{Tenant: name, File: t.Source.File, Host: host, Virtual: virtual}, nil
+	return &Output{Tenant: name, File: t.Source.File, Host: host, Virtual: virtual, Asleep: t.Asleep}, nil
+}
+
+// virtual returns the objects applied inside the tenant's vcluster: the shared KubeRay
+// objects and the tenant's own Ray policy.
+func (r *Renderer) virtual(t *schema.Tenant, s *scheduler.Tenant) ([]*Object, error) {
+	shared, err := r.kuberay(t.Spec.KubeRay.Version, s.Gang, t.Spec.KubeRay.Args)
+	if err != nil {
+		return nil, err
+	}
+	own, err := fromTypedAll(rayPolicy(t.Spec.Ray))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range own {
+		o.SetLabels(map[string]string{schema.LabelManagedBy: schema.ManagedBy})
+	}
+	objs := append(append([]*Object(nil), shared...), own...)
+	sortObjects(objs)
+	return objs, nil
 }
 
 // Platform renders the platform-wide objects: the Volcano scheduler configuration and
@@ -145,6 +167,12 @@ func (r *Renderer) host(t *schema.Tenant, s *scheduler.Tenant) ([]*Object, error
 			schema.LabelTenant:    t.Metadata.Name,
 			schema.LabelManagedBy: schema.ManagedBy,
 		}}},
+	}
+	if t.Asleep {
+		k.Patches = append(k.Patches, types.Patch{
+			Patch:  "- op: replace\n  path: /spec/replicas\n  value: 0\n",
+			Target: target("apps", "StatefulSet", schema.Release(t.Metadata.Name)),
+		})
 	}
 	if fsys.Exists(path.Join(memOverlays, string(Host))) {
 		k.Components = []string{path.Join("..", memOverlays, string(Host))}

@@ -1,6 +1,9 @@
 package schema
 
 import (
+	"reflect"
+	"slices"
+
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -61,6 +64,10 @@ func (t *Tenant) Default(p *Platform) {
 	s.VCluster.Storage = orPtr(s.VCluster.Storage, *d.VCluster.Storage)
 	s.VCluster.RetainData = orPtr(s.VCluster.RetainData, *d.VCluster.RetainData)
 	s.KubeRay.Version = or(s.KubeRay.Version, d.KubeRay.Version)
+	if s.KubeRay.Args == nil {
+		s.KubeRay.Args = slices.Clone(d.KubeRay.Args)
+	}
+	fillFrom(reflect.ValueOf(&s.Ray).Elem(), reflect.ValueOf(d.Ray))
 	sc := &s.Scheduling
 	sc.Weight = orPtr(sc.Weight, *d.Scheduling.Weight)
 	sc.Priority = orPtr(sc.Priority, *d.Scheduling.Priority)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -26,6 +28,11 @@ type Repo struct {
 	Tenants  []*Tenant
 	Rejected []Rejected
 	Problems Problems
+	// Expired are sandboxes past their expiry date. They are in Tenants, asleep, but make
+	// the repository fail validation until their files are removed.
+	Expired Problems
+	// Deprecated maps each deprecated profile still in use to the tenants that pin it.
+	Deprecated map[string][]string
 }
 
 // Rejected is a tenant file that failed to decode or validate. Name is the tenant name
@@ -36,7 +43,7 @@ type Rejected struct {
 }
 
 // OK reports whether the repository has no errors at all (warnings are fine).
-func (r *Repo) OK() bool { return len(r.Problems.Errors()) == 0 }
+func (r *Repo) OK() bool { return len(r.Problems.Errors()) == 0 && len(r.Expired) == 0 }
 
 // Usable reports whether the platform config is valid, so that tenants can be rendered.
 // When it is not, nothing may be applied or pruned.
@@ -72,39 +79,137 @@ func Load(fsys fs.FS) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]string{}
+	entries := make([]*entry, 0, len(files))
+	byName := map[string]*entry{}
 	for _, file := range files {
 		data, err := fs.ReadFile(fsys, file)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", file, err)
 		}
-		t, problems := DecodeTenant(file, data)
-		if len(problems.Errors()) == 0 && repo.Platform != nil {
-			t.Default(repo.Platform)
-			problems = append(problems, t.Validate(repo.Platform)...)
+		e := &entry{name: strings.TrimSuffix(path.Base(file), path.Ext(file))}
+		e.tenant, e.problems = DecodeTenant(file, data)
+		e.raw = &Tenant{Spec: deepCopy(reflect.ValueOf(e.tenant.Spec)).Interface().(TenantSpec), Source: e.tenant.Source}
+		if n := e.tenant.Metadata.Name; n != "" && n != e.name {
+			e.fail("metadata.name", "%q does not match the file name; name the file %s.yaml", n, n)
 		}
-		name := strings.TrimSuffix(path.Base(file), path.Ext(file))
-		if t.Metadata.Name != "" && t.Metadata.Name != name {
-			problems = append(problems, t.problem("metadata.name",
-				"%q does not match the file name; name the file %s.yaml", t.Metadata.Name, t.Metadata.Name))
+		if other, dup := byName[e.name]; dup {
+			e.fail("metadata.name", "tenant %q is also defined in %s", e.name, other.tenant.Source.File)
 		}
-		if other, dup := byName[name]; dup {
-			problems = append(problems, t.problem("metadata.name", "tenant %q is also defined in %s", name, other))
+		byName[e.name] = e
+		entries = append(entries, e)
+	}
+	if p := repo.Platform; p != nil {
+		// Regular tenants first: sandboxes inherit from them.
+		for _, e := range entries {
+			if e.decoded() && e.tenant.Spec.Sandbox == nil {
+				e.complete(p, e.tenant.Source.pos.leaves())
+			}
 		}
-		byName[name] = file
-		repo.Problems = append(repo.Problems, problems...)
-		if len(problems.Errors()) > 0 || repo.Platform == nil {
-			repo.Rejected = append(repo.Rejected, Rejected{File: file, Name: name})
+		for _, e := range entries {
+			if e.decoded() && e.tenant.Spec.Sandbox != nil {
+				repo.Expired = append(repo.Expired, e.completeSandbox(p, byName[e.tenant.Spec.Sandbox.Of])...)
+			}
+		}
+		shareQuota(entries, byName)
+	}
+	for _, e := range entries {
+		repo.Problems = append(repo.Problems, e.problems...)
+		if !e.ok() || repo.Platform == nil {
+			repo.Rejected = append(repo.Rejected, Rejected{File: e.tenant.Source.File, Name: e.name})
 			continue
 		}
-		repo.Tenants = append(repo.Tenants, t)
+		repo.Tenants = append(repo.Tenants, e.tenant)
 	}
 	slices.SortFunc(repo.Tenants, func(a, b *Tenant) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
 	if repo.Platform != nil {
 		repo.Problems = append(repo.Problems, checkCapacity(repo.Platform, repo.Tenants)...)
+		repo.Deprecated = deprecatedUse(repo.Platform, repo.Tenants)
 	}
 	repo.Problems.Sort()
 	return repo, nil
+}
+
+// entry is one tenant file on its way through Load.
+type entry struct {
+	name     string  // from the file name
+	tenant   *Tenant // decoded, then expanded, defaulted and validated in place
+	raw      *Tenant // the spec as written, which sandboxes inherit
+	problems Problems
+}
+
+func (e *entry) fail(field, format string, args ...any) {
+	e.problems = append(e.problems, e.tenant.problem(field, format, args...))
+}
+
+func (e *entry) decoded() bool { return len(e.problems.Errors()) == 0 }
+func (e *entry) ok() bool      { return len(e.problems.Errors()) == 0 }
+
+// complete expands the tenant's profile, defaults it and validates it. set are the paths
+// of the values the tenant sets.
+func (e *entry) complete(p *Platform, set []string) {
+	e.problems = append(e.problems, e.tenant.expandProfile(p, set)...)
+	if !e.ok() {
+		return
+	}
+	e.tenant.Default(p)
+	e.problems = append(e.problems, e.tenant.Validate(p)...)
+}
+
+// completeSandbox inherits the parent's spec and completes the sandbox. It returns the
+// expiry problem, if the sandbox is past its date, apart from the others: an expired
+// sandbox still renders (asleep), but validation fails.
+func (e *entry) completeSandbox(p *Platform, parent *entry) Problems {
+	var parentTenant *Tenant
+	parentOK := parent != nil && parent.ok()
+	if parent != nil {
+		parentTenant = parent.tenant
+	}
+	problems, expired := e.tenant.checkSandbox(parentTenant, parentOK)
+	e.problems = append(e.problems, problems...)
+	if !e.ok() {
+		return nil
+	}
+	inherited := e.tenant.inheritFrom(parent.raw)
+	e.complete(p, append(e.tenant.Source.pos.leaves(), inherited...))
+	if expired != nil {
+		return Problems{expired}
+	}
+	return nil
+}
+
+// shareQuota takes the quota of valid sandboxes out of their parents'. When a parent's
+// sandboxes ask for more than it has, the sandboxes are rejected and the parent is left
+// as it is.
+func shareQuota(entries []*entry, byName map[string]*entry) {
+	children := map[string][]*entry{}
+	for _, e := range entries {
+		if sb := e.tenant.Spec.Sandbox; sb != nil && e.ok() {
+			children[sb.Of] = append(children[sb.Of], e)
+		}
+	}
+	for _, parentName := range slices.Sorted(maps.Keys(children)) {
+		parent, kids := byName[parentName], children[parentName]
+		tenants := make([]*Tenant, len(kids))
+		for i, k := range kids {
+			tenants[i] = k.tenant
+		}
+		if msg := takeQuota(parent.tenant, tenants); msg != "" {
+			for _, k := range kids {
+				k.fail("spec.quota", "%s", msg)
+			}
+		}
+	}
+}
+
+// deprecatedUse maps each deprecated profile still pinned to the tenants pinning it.
+func deprecatedUse(p *Platform, tenants []*Tenant) map[string][]string {
+	use := map[string][]string{}
+	for _, t := range tenants {
+		if prof := p.Profile(t.Spec.Profile); prof != nil && prof.Deprecated {
+			use[prof.Ref()] = append(use[prof.Ref()], t.Metadata.Name)
+		}
+	}
+	return use
 }
 
 func loadPlatform(fsys fs.FS) (*Platform, Problems, error) {

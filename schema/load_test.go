@@ -18,14 +18,17 @@ func TestLoadExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(repo.Problems) > 0 {
-		t.Fatalf("the examples have problems:\n%v", repo.Problems)
+	if errs := repo.Problems.Errors(); len(errs) > 0 || len(repo.Expired) > 0 {
+		t.Fatalf("the examples have errors:\n%v\n%v", errs, repo.Expired)
+	}
+	if w := repo.Problems.Warnings(); len(w) != 1 || !strings.Contains(w[0].Error(), "profile standard@2 is deprecated") {
+		t.Errorf("warnings = %v, want the one about the deprecated profile", w)
 	}
 	var names []string
 	for _, tn := range repo.Tenants {
 		names = append(names, tn.Metadata.Name)
 	}
-	if got, want := strings.Join(names, ","), "data-sandbox,ml-team-alpha,vision-team"; got != want {
+	if got, want := strings.Join(names, ","), "data-sandbox,ml-team-alpha,vision-team,vision-team-next"; got != want {
 		t.Errorf("tenants = %s, want %s", got, want)
 	}
 	t.Run("fills in defaults from the platform", func(t *testing.T) {
@@ -99,8 +102,8 @@ func TestInvalidTenants(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkProblems(t, repo.Problems, file, wants(t, data))
-			if len(repo.Tenants) != 3 {
-				t.Errorf("%d valid tenants, want the 3 examples still valid", len(repo.Tenants))
+			if len(repo.Tenants) != 4 {
+				t.Errorf("%d valid tenants, want the 4 examples still valid", len(repo.Tenants))
 			}
 			if len(repo.Rejected) != 1 || repo.Rejected[0].File != file || repo.Rejected[0].Name != name {
 				t.Errorf("rejected = %+v, want just %s (%s)", repo.Rejected, file, name)
@@ -135,9 +138,12 @@ func TestInvalidPlatforms(t *testing.T) {
 
 func checkProblems(t *testing.T, problems schema.Problems, file string, want []string) {
 	t.Helper()
+	// The examples' own warnings are not the case's business.
 	got := map[string]bool{}
 	for _, p := range problems {
-		got[p.Error()] = false
+		if p.File == file || p.Severity == schema.SeverityError {
+			got[p.Error()] = false
+		}
 	}
 	for _, w := range want {
 		found := false
@@ -164,8 +170,8 @@ func TestMissingPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if repo.Usable() || len(repo.Tenants) != 0 || len(repo.Rejected) != 3 {
-		t.Errorf("usable=%v tenants=%d rejected=%d; want nothing usable and all 3 rejected",
+	if repo.Usable() || len(repo.Tenants) != 0 || len(repo.Rejected) != 4 {
+		t.Errorf("usable=%v tenants=%d rejected=%d; want nothing usable and all 4 rejected",
 			repo.Usable(), len(repo.Tenants), len(repo.Rejected))
 	}
 }

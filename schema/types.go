@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
@@ -35,6 +37,9 @@ type Tenant struct {
 
 	// Source is where the tenant was read from. It is not part of the document.
 	Source Source `json:"-"`
+	// Asleep is set on a sandbox past its expiry date: its vcluster is scaled to zero and
+	// its data kept. It is not part of the document.
+	Asleep bool `json:"-"`
 }
 
 // TenantSpec is what a team asks for.
@@ -54,6 +59,33 @@ type TenantSpec struct {
 	PodSecurity string `json:"podSecurity,omitempty"`
 	// Network controls the host NetworkPolicies.
 	Network Network `json:"network,omitempty"`
+	// Profile pins one of the platform's offerings as NAME@VERSION, such as standard@2.
+	// The profile fills in vcluster, kuberay, scheduling and ray; the tenant may set only
+	// the fields the profile lists as overridable.
+	Profile string `json:"profile,omitempty"`
+	// Ray limits the Ray versions and images allowed inside the vcluster.
+	Ray RayPolicy `json:"ray,omitempty"`
+	// Sandbox makes this tenant a short-lived copy of another, to try a change before it
+	// is rolled out. It inherits the other tenant's spec, except what it sets itself.
+	Sandbox *Sandbox `json:"sandbox,omitempty"`
+}
+
+// Sandbox declares a tenant a sandbox of another.
+type Sandbox struct {
+	// Of names the parent tenant. Its spec is inherited, and the sandbox's quota is taken
+	// out of the parent's.
+	Of string `json:"of"`
+	// Expires is the last day (YYYY-MM-DD, UTC) the sandbox runs. After it, the sandbox is
+	// put to sleep (its data kept) and validation fails until its file is removed.
+	Expires string `json:"expires"`
+}
+
+// RayPolicy limits what Ray may run inside a vcluster. Empty lists allow anything.
+type RayPolicy struct {
+	// Versions are the allowed rayVersion values of RayClusters, RayJobs and RayServices.
+	Versions []string `json:"versions,omitempty"`
+	// Images are the allowed container images: exact references, or prefixes ending in *.
+	Images []string `json:"images,omitempty"`
 }
 
 // VClusterSpec pins the tenant's virtual cluster.
@@ -72,6 +104,8 @@ type VClusterSpec struct {
 type KubeRaySpec struct {
 	// Version of KubeRay, for example 1.5.0.
 	Version string `json:"version,omitempty"`
+	// Args are extra flags for the operator, such as --watch-namespace=ray.
+	Args []string `json:"args,omitempty"`
 }
 
 // Quota is the hard cap on the tenant's host namespace. The same figures cap the tenant's
@@ -166,6 +200,8 @@ type PlatformSpec struct {
 	Scheduler SchedulerConfig `json:"scheduler,omitempty"`
 	// Network holds the NetworkPolicy settings every tenant gets.
 	Network Network `json:"network,omitempty"`
+	// Profiles are the platform's versioned offerings.
+	Profiles []Profile `json:"profiles,omitempty"`
 }
 
 // Versions lists the versions tenants may pin.
@@ -183,7 +219,37 @@ type Defaults struct {
 	Scheduling  Scheduling   `json:"scheduling,omitempty"`
 	// Container sets the LimitRange defaults for containers that name no resources.
 	Container ContainerDefaults `json:"container,omitempty"`
+	// Ray is the Ray policy of tenants that set none.
+	Ray RayPolicy `json:"ray,omitempty"`
 }
+
+// Profile is a named, versioned offering: a supported combination of vcluster,
+// Kubernetes, KubeRay and Ray, with scheduler defaults. Several versions of a profile can
+// be live at once; old ones are deprecated, then removed.
+type Profile struct {
+	Name string `json:"name"`
+	// Version is a whole number; tenants pin NAME@VERSION.
+	Version int `json:"version"`
+	// Description says what the offering is for.
+	Description string `json:"description,omitempty"`
+	// Deprecated versions still work, but validate, diff and the PR summary warn and list
+	// the tenants that use them.
+	Deprecated bool `json:"deprecated,omitempty"`
+	// Removed versions are kept in the list only so that validation can name the tenants
+	// that still pin them.
+	Removed    bool         `json:"removed,omitempty"`
+	VCluster   VClusterSpec `json:"vcluster,omitempty"`
+	KubeRay    KubeRaySpec  `json:"kuberay,omitempty"`
+	Scheduling Scheduling   `json:"scheduling,omitempty"`
+	Ray        RayPolicy    `json:"ray,omitempty"`
+	// Overridable lists the tenant fields, under spec, that tenants of this profile may
+	// set themselves, such as scheduling.weight or kuberay.version. A listed field allows
+	// everything below it.
+	Overridable []string `json:"overridable,omitempty"`
+}
+
+// Ref is how tenants pin the profile: NAME@VERSION.
+func (p *Profile) Ref() string { return fmt.Sprintf("%s@%d", p.Name, p.Version) }
 
 // ContainerDefaults are the LimitRange defaults of a tenant namespace.
 type ContainerDefaults struct {

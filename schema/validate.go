@@ -169,6 +169,9 @@ func (p *Platform) Validate() Problems {
 	}
 	schedulerGPUPolicy(c, p)
 	validateParentQueues(c, p)
+	validateProfiles(c, p)
+	checkRayPolicy(c, "spec.defaults.ray", s.Defaults.Ray)
+	checkArgs(c, "spec.defaults.kuberay.args", s.Defaults.KubeRay.Args)
 	// The defaults must themselves be allowed, or every tenant that relies on them fails.
 	c.oneOf("spec.defaults.vcluster.version", s.Defaults.VCluster.Version, s.Versions.VCluster)
 	c.oneOf("spec.defaults.vcluster.kubernetes", s.Defaults.VCluster.Kubernetes, s.Versions.Kubernetes)
@@ -277,6 +280,8 @@ func (t *Tenant) Validate(p *Platform) Problems {
 	if q.GPU != nil && q.GPU.Sign() > 0 && len(gpu.Pools) == 0 && len(gpu.Products) == 0 && len(pools) > 0 {
 		c.errorf("spec.scheduling.gpu.pools", "a tenant with GPUs must name the pools or products it may use; pools: %s", strings.Join(pools, ", "))
 	}
+	checkArgs(c, "spec.kuberay.args", s.KubeRay.Args)
+	checkRayPolicy(c, "spec.ray", s.Ray)
 	for i, ns := range s.Network.AllowFrom {
 		c.dnsLabel(fmt.Sprintf("spec.network.allowFrom[%d]", i), ns, 63)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"os"
 	"path/filepath"
 
@@ -28,8 +31,13 @@ error. Warnings alone exit 0. It needs no cluster.`,
 				return err
 			}
 			printProblems(cmd, root, repo.Problems)
+			printProblems(cmd, root, repo.Expired)
+			for _, ref := range slices.Sorted(maps.Keys(repo.Deprecated)) {
+				fmt.Fprintf(cmd.OutOrStdout(), "warning: profile %s is deprecated; still used by: %s\n",
+					ref, strings.Join(repo.Deprecated[ref], ", "))
+			}
 			if !repo.OK() {
-				n := len(repo.Problems.Errors())
+				n := len(repo.Problems.Errors()) + len(repo.Expired)
 				return &exitError{code: 1, msg: fmt.Sprintf("%d error(s); %d of %d tenant(s) valid",
 					n, len(repo.Tenants), len(repo.Tenants)+len(repo.Rejected))}
 			}

@@ -1,11 +1,15 @@
 package testenv
 
 import (
+	"sync"
+
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"io"
 	"os"
 	"path/filepath"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -109,6 +113,10 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 	}
 	env.ControlPlane.KubectlPath = filepath.Join(binDir, "kubectl")
 
+	// envtest logs through controller-runtime's logger; without one set, it complains
+	// after 30 seconds with a stack trace. Its messages are not worth keeping here.
+	quietLogs.Do(func() { ctrllog.SetLogger(logr.Discard()) })
+
 	type started struct {
 		cfg *rest.Config
 		err error
@@ -161,3 +169,5 @@ func (cp *ControlPlane) WriteKubeConfig(path string) error {
 	}
 	return nil
 }
+
+var quietLogs sync.Once
