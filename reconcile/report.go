@@ -33,7 +33,11 @@ func WriteEntries(w io.Writer, res *Result, all bool) error {
 		if scope == "" {
 			scope = "(platform)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", scope, e.Target, e.Ref, e.Action, e.Reason)
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", scope, e.Target, e.Ref, e.Action)
+		if e.Reason != "" {
+			line += "\t" + e.Reason
+		}
+		fmt.Fprintln(tw, line)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

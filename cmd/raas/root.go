@@ -20,7 +20,7 @@ and reconciles them onto the host cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand())
+	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand())
 	return root
 }
 

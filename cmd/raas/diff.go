@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/raas-dev/raas/reconcile"
+)
+
+func newDiffCommand() *cobra.Command {
+	f := &clusterFlags{}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "diff [PATH]",
+		Short: "Show what apply would change on the host cluster",
+		Long: `Diff renders the tenants repository and compares it with the live host: a server-side
+dry run of every host object, and the deletions that the inventories call for, within the
+same safety rails as apply. Objects inside the vclusters are compared with what the
+inventory on the host recorded when they were last applied, so that a CI job that reaches
+only the host still sees them change. Secret values are masked.
+
+The output is grouped by tenant, with a unified diff of each changed object. With
+-o markdown it is a summary for a pull request comment: tenants added, changed and removed,
+quota and GPU totals before and after, and every object to delete.
+
+The dry runs need the RBAC that apply's writes would need (patch on every kind raas
+applies), besides read access.
+
+Exit status: 0 when nothing would change, 1 when something would, 2 on error (including a
+tenant that does not validate or render, and a refused mass deletion).`,
+		Example: `  raas diff examples
+  raas diff . -o markdown > comment.md`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "markdown" {
+				return fmt.Errorf("-o %s: want text or markdown", output)
+			}
+			root := repoArg(args)
+			res, err := f.render(cmd, root)
+			if err != nil {
+				return err
+			}
+			r, err := f.reconciler()
+			if err != nil {
+				return err
+			}
+			out, err := r.Diff(cmd.Context(), reconcile.Input{Render: res, Revision: "dir:" + root})
+			if err != nil {
+				return err
+			}
+			if output == "markdown" {
+				err = reconcile.WriteMarkdown(cmd.OutOrStdout(), out)
+			} else {
+				err = reconcile.WriteDiff(cmd.OutOrStdout(), out)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case out.Failed() || !res.OK():
+				return &exitError{code: 2, msg: "the diff is incomplete: fix the errors above"}
+			case out.Changed():
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or markdown")
+	return cmd
+}
