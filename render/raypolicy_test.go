@@ -101,7 +101,7 @@ func TestRayPolicy(t *testing.T) {
 	t.Run("denies a RayJob whose cluster uses a disallowed image", func(t *testing.T) {
 		job := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "ray.io/v1", "kind": "RayJob",
-			"metadata":   map[string]any{"name": "job", "namespace": "default"},
+			"metadata": map[string]any{"name": "job", "namespace": "default"},
 			"spec": map[string]any{
 				"entrypoint":     "python -c 'print(1)'",
 				"rayClusterSpec": rayCluster("2.46.0", "python:3.12").Object["spec"],

@@ -170,7 +170,8 @@ func (r *Renderer) host(t *schema.Tenant, s *scheduler.Tenant) ([]*Object, error
 	}
 	if t.Asleep {
 		k.Patches = append(k.Patches, types.Patch{
-			Patch:  "- op: replace\n  path: /spec/replicas\n  value: 0\n",
+			Patch: "- op: replace\n  path: /spec/replicas\n  value: 0\n" +
+				"- op: add\n  path: /spec/persistentVolumeClaimRetentionPolicy/whenScaled\n  value: Retain\n",
 			Target: target("apps", "StatefulSet", schema.Release(t.Metadata.Name)),
 		})
 	}
@@ -197,7 +198,7 @@ func (r *Renderer) vcluster(t *schema.Tenant, s *scheduler.Tenant) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	return renderChart(ch, schema.Release(t.Metadata.Name), s.Namespace, values)
+	return renderChart(ch, schema.Release(t.Metadata.Name), s.Namespace, r.platform.Spec.HostKubernetes, values)
 }
 
 func fromTypedAll(typed []client.Object) ([]*Object, error) {

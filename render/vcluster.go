@@ -145,11 +145,17 @@ func chartResources(r corev1.ResourceRequirements) vclusterconfig.Resources {
 	return vclusterconfig.Resources{Requests: list(r.Requests), Limits: list(r.Limits)}
 }
 
-// renderChart renders ch with values into YAML, as `helm template` would, validating the
+// renderChart renders ch with values into YAML, as `helm template --kube-version` would
+// for a host at kubeVersion, validating the
 // values against the chart's values.schema.json. Template files are concatenated in name
 // order so that the output does not depend on map order.
-func renderChart(ch *chart.Chart, release, namespace string, values map[string]any) ([]byte, error) {
+func renderChart(ch *chart.Chart, release, namespace, kubeVersion string, values map[string]any) ([]byte, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
+	kv, err := chartutil.ParseKubeVersion(kubeVersion)
+	if err != nil {
+		return nil, fmt.Errorf("host kubernetes version: %w", err)
+	}
+	caps.KubeVersion = *kv
 	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1}
 	vals, err := chartutil.ToRenderValues(ch, values, opts, caps)
 	if err != nil {

@@ -17,6 +17,7 @@ const (
 	DefaultWeight           = int32(1)
 	DefaultBinpackGPUWeight = int32(10)
 	DefaultVolcanoVersion   = "1.12.1"
+	DefaultHostKubernetes   = "v1.33.0"
 	DefaultSystemNamespace  = "raas-system"
 )
 
@@ -27,6 +28,7 @@ var DefaultVClusterStorage = resource.MustParse("5Gi")
 func (p *Platform) Default() {
 	s := &p.Spec
 	s.NamespacePrefix = or(s.NamespacePrefix, DefaultNamespacePrefix)
+	s.HostKubernetes = or(s.HostKubernetes, DefaultHostKubernetes)
 	s.GPU.Resource = or(s.GPU.Resource, DefaultGPUResource)
 	s.Catalog.Dir = or(s.Catalog.Dir, DefaultCatalogDir)
 	s.Scheduler.Plugin = or(s.Scheduler.Plugin, DefaultSchedulerPlugin)

@@ -71,7 +71,7 @@ func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool) (problems Problems,
 		c.errorf("spec.sandbox.expires", "%q is not a date such as 2026-12-31", sb.Expires)
 		return c.problems, nil
 	}
-	if Now().UTC().After(day.Add(24 * time.Hour)) {
+	if !Now().UTC().Before(day.Add(24 * time.Hour)) { // the whole of the last day runs
 		t.Asleep = true
 		c.errorf("spec.sandbox.expires", "sandbox %s expired on %s: its vcluster is asleep and its data kept; remove %s",
 			t.Metadata.Name, sb.Expires, t.Source.File)

@@ -183,6 +183,9 @@ type Platform struct {
 
 // PlatformSpec holds the platform-wide settings.
 type PlatformSpec struct {
+	// HostKubernetes is the Kubernetes version of the host cluster, which charts are
+	// rendered for (Helm's .Capabilities.KubeVersion). Defaults to v1.33.0.
+	HostKubernetes string `json:"hostKubernetes,omitempty"`
 	// NamespacePrefix is prepended to a tenant's name to form its host namespace and
 	// queue. Defaults to "tenant-".
 	NamespacePrefix string `json:"namespacePrefix,omitempty"`

@@ -109,6 +109,9 @@ func (p *Platform) Validate() Problems {
 			c.errorf("spec.namespacePrefix", "%q must be a lowercase DNS label of at most 20 characters", s.NamespacePrefix)
 		}
 	}
+	if _, err := utilversion.ParseSemantic(s.HostKubernetes); err != nil {
+		c.errorf("spec.hostKubernetes", "%q is not a Kubernetes version such as v1.33.0", s.HostKubernetes)
+	}
 	versionList(c, "spec.versions.vcluster", s.Versions.VCluster)
 	versionList(c, "spec.versions.kubernetes", s.Versions.Kubernetes)
 	versionList(c, "spec.versions.kuberay", s.Versions.KubeRay)

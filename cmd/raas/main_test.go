@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/raas-dev/raas/schema"
 )
 
 // run executes raas with args and returns its stdout, stderr and exit code, as main
@@ -68,7 +71,7 @@ func brokenRepo(t *testing.T) string {
 func TestValidate(t *testing.T) {
 	t.Run("passes the examples", func(t *testing.T) {
 		out, _, code := run(t, "validate", "../../examples")
-		if code != 0 || !strings.Contains(out, "3 tenant(s) valid") {
+		if code != 0 || !strings.Contains(out, "4 tenant(s) valid") {
 			t.Errorf("exit %d, output:\n%s", code, out)
 		}
 	})
@@ -86,7 +89,7 @@ func TestValidate(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
 		}
-		if !strings.Contains(stderr, "2 error(s); 3 of 5 tenant(s) valid") {
+		if !strings.Contains(stderr, "2 error(s); 4 of 6 tenant(s) valid") {
 			t.Errorf("stderr %q does not sum up", stderr)
 		}
 	})
@@ -143,6 +146,16 @@ func TestValidateOverCommit(t *testing.T) {
 	}
 	out, _, code := run(t, "validate", dir)
 	want := "spec.capacity.gpu: over-committed: tenants guarantee 6 gpu in total but the cluster has 5 (ml-team-alpha 4, vision-team 2)"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output:\n%s\nwant a line with %q", code, out, want)
+	}
+}
+
+func TestValidateExpiredSandbox(t *testing.T) {
+	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
+	schema.Now = func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
+	out, _, code := run(t, "validate", "../../examples")
+	want := "tenants/vision-team-next.yaml:11:39: spec.sandbox.expires: sandbox vision-team-next expired on 2027-01-31"
 	if code != 1 || !strings.Contains(out, want) {
 		t.Errorf("exit %d, output:\n%s\nwant a line with %q", code, out, want)
 	}

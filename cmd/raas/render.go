@@ -40,7 +40,8 @@ still render. It needs no cluster.`,
 			if err != nil {
 				return err
 			}
-			printProblems(cmd, root, res.Repo.Problems)
+			printProblems(cmd.ErrOrStderr(), root, res.Repo.Problems)
+			printProblems(cmd.ErrOrStderr(), root, res.Repo.Expired)
 			for _, fail := range res.Failed {
 				fmt.Fprintln(cmd.ErrOrStderr(), fail.Error())
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -30,8 +31,8 @@ error. Warnings alone exit 0. It needs no cluster.`,
 			if err != nil {
 				return err
 			}
-			printProblems(cmd, root, repo.Problems)
-			printProblems(cmd, root, repo.Expired)
+			printProblems(cmd.OutOrStdout(), root, repo.Problems)
+			printProblems(cmd.OutOrStdout(), root, repo.Expired)
 			for _, ref := range slices.Sorted(maps.Keys(repo.Deprecated)) {
 				fmt.Fprintf(cmd.OutOrStdout(), "warning: profile %s is deprecated; still used by: %s\n",
 					ref, strings.Join(repo.Deprecated[ref], ", "))
@@ -49,12 +50,12 @@ error. Warnings alone exit 0. It needs no cluster.`,
 
 // printProblems writes each problem on its own line, with the file given relative to the
 // working directory so that editors and CI annotations can jump to it.
-func printProblems(cmd *cobra.Command, root string, problems schema.Problems) {
+func printProblems(w io.Writer, root string, problems schema.Problems) {
 	for _, p := range problems {
 		q := *p
 		if q.File != "" {
 			q.File = filepath.Join(root, q.File)
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), q.Error())
+		fmt.Fprintln(w, q.Error())
 	}
 }
