@@ -78,13 +78,16 @@ func Repo(repoFS fs.FS, repoDir string, opts Options) (*Result, error) {
 			return !slices.Contains(opts.Tenants, t.Metadata.Name)
 		})
 	}
-	res.Tenants, res.Failed = r.tenants(tenants, max(opts.Workers, 1), res.Failed)
+	outs, failed := r.Tenants(tenants, max(opts.Workers, 1))
+	res.Tenants, res.Failed = outs, append(res.Failed, failed...)
+	slices.SortFunc(res.Failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return res, nil
 }
 
-// tenants renders tenants on up to workers goroutines and returns the outputs in tenant
-// order, whatever order they finished in.
-func (r *Renderer) tenants(tenants []*schema.Tenant, workers int, failed []Failure) ([]*Output, []Failure) {
+// Tenants renders tenants on up to workers goroutines and returns the outputs in tenant
+// order, whatever order they finished in, and the tenants that failed.
+func (r *Renderer) Tenants(tenants []*schema.Tenant, workers int) ([]*Output, []Failure) {
+	var failed []Failure
 	outs := make([]*Output, len(tenants))
 	errs := make([]error, len(tenants))
 	next := make(chan int)
@@ -109,6 +112,5 @@ func (r *Renderer) tenants(tenants []*schema.Tenant, workers int, failed []Failu
 		}
 		ok = append(ok, outs[i])
 	}
-	slices.SortFunc(failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return ok, failed
 }

@@ -55,6 +55,11 @@ func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
+	return reconcile.New(cfg, f.options())
+}
+
+// options are the reconcile options the flags set.
+func (f *clusterFlags) options() reconcile.Options {
 	opts := reconcile.DefaultOptions()
 	opts.InventoryNamespace = f.inventory
 	opts.Prune = f.prune
@@ -62,7 +67,7 @@ func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
 	opts.MaxDeleteShare = f.maxDeleteShare
 	opts.VClusterTimeout = f.vclusterTimeout
 	opts.Verify = f.verify
-	return reconcile.New(cfg, opts)
+	return opts
 }
 
 // restConfig follows kubectl: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else

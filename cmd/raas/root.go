@@ -20,7 +20,7 @@ and reconciles them onto the host cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand())
+	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand(), newReconcileCommand(), newStatusCommand())
 	return root
 }
 
@@ -40,11 +40,12 @@ func (f *catalogFlags) register(cmd *cobra.Command) {
 		"catalog directories searched after the repository's own catalog (env RAAS_CATALOG)")
 	cmd.Flags().StringVar(&f.chartRepo, "chart-repo", "",
 		"Helm chart repository (https:// or oci://) for the vcluster chart; overrides raas.yaml")
-	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", def.CacheDir, "where downloaded charts are kept")
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", filepath.Dir(def.CacheDir),
+		"where raas keeps downloaded charts (charts/) and, for reconcile, its Git cache (git/)")
 }
 
 func (f *catalogFlags) options() catalog.Options {
-	return catalog.Options{Dirs: f.dirs, ChartRepository: f.chartRepo, CacheDir: f.cacheDir}
+	return catalog.Options{Dirs: f.dirs, ChartRepository: f.chartRepo, CacheDir: filepath.Join(f.cacheDir, "charts")}
 }
 
 // repoArg is the tenants repository a command works on: its first argument, or ".".

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/raas-dev/raas/internal/source"
+	"github.com/raas-dev/raas/internal/trigger"
+	"github.com/raas-dev/raas/reconcile/loop"
+)
+
+type reconcileFlags struct {
+	cluster      clusterFlags
+	repoURL      string
+	branch, tag  string
+	commit       string
+	dir          string
+	depth        int
+	pollInterval time.Duration
+	listen       string
+	leaderElect  bool
+	leaderNS     string
+	logFormat    string
+	logLevel     string
+	retryBase    time.Duration
+	retryMax     time.Duration
+}
+
+func newReconcileCommand() *cobra.Command {
+	f := &reconcileFlags{}
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Keep the host cluster converged with a tenants repository (the daemon)",
+		Long: `Reconcile runs until stopped. It pulls the tenants repository (Git, or a local directory
+watched for changes), renders what changed and applies it with the same safety rails as
+raas apply, and writes each tenant's status (kubectl get tenants) and Events.
+
+A pass runs at start, on every poll, on every signed webhook (POST /webhook with GitHub's
+X-Hub-Signature-256 or GitLab's X-Gitlab-Token), on file changes with --dir, and on retries
+of tenants that are not Ready. Triggers that arrive during a pass coalesce into one.
+
+When a fetch fails or a new revision's raas.yaml does not parse, raas keeps applying the
+last good revision and prunes nothing. With --leader-elect, only the replica holding the
+Lease applies. It serves /metrics, /healthz and /readyz on --listen.
+
+Git credentials and webhook secrets come from the environment, never from flags:
+RAAS_GIT_TOKEN[_FILE], RAAS_GIT_USERNAME, RAAS_GIT_PASSWORD[_FILE], RAAS_GIT_SSH_KEY_FILE,
+RAAS_GIT_SSH_KEY_PASSPHRASE[_FILE], RAAS_GIT_KNOWN_HOSTS_FILE,
+RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
+		Example: `  raas reconcile --repo-url https://github.com/acme/tenants.git --branch main
+  raas reconcile --dir ./tenants --kubeconfig host.kubeconfig --listen :8080`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
+	}
+	f.cluster.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.repoURL, "repo-url", "", "Git URL of the tenants repository (https:// or ssh://)")
+	fl.StringVar(&f.branch, "branch", "main", "branch to follow")
+	fl.StringVar(&f.tag, "tag", "", "follow this tag instead of a branch")
+	fl.StringVar(&f.commit, "commit", "", "pin this exact commit instead of a branch")
+	fl.StringVar(&f.dir, "dir", "", "reconcile a local directory instead of Git, and watch it for changes")
+	fl.IntVar(&f.depth, "depth", 1, "Git fetch depth (0 for full history)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", time.Minute, "how often to poll the source (with 10% jitter); 0 turns polling off")
+	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz and /webhook")
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "apply only while holding the Lease, so that replicas never apply at once")
+	fl.StringVar(&f.leaderNS, "leader-election-namespace", "raas-system", "namespace of the Lease")
+	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.retryBase, "retry-base", 10*time.Second, "first backoff before a pass retries tenants that are not Ready")
+	fl.DurationVar(&f.retryMax, "retry-max", 5*time.Minute, "longest backoff")
+	return cmd
+}
+
+func (f *reconcileFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is neither json nor text", f.logFormat)
+}
+
+func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSource, error) {
+	switch {
+	case f.dir != "" && f.repoURL != "":
+		return nil, nil, errors.New("give --dir or --repo-url, not both")
+	case f.dir != "":
+		d, err := source.NewDir(f.dir, source.DefaultDirOptions())
+		return d, d, err
+	case f.repoURL == "":
+		return nil, nil, errors.New("give the tenants repository with --repo-url, or a local directory with --dir")
+	}
+	opts := source.DefaultGitOptions()
+	opts.URL, opts.Branch, opts.Tag, opts.Commit = f.repoURL, f.branch, f.tag, f.commit
+	if f.tag != "" || f.commit != "" {
+		opts.Branch = ""
+	}
+	opts.Depth = f.depth
+	opts.Credentials = source.CredentialsFromEnv()
+	opts.Logger = log
+	opts.CacheDir = filepath.Join(f.cluster.catalog.cacheDir, "git")
+	g, err := source.NewGit(opts)
+	return g, nil, err
+}
+
+func (f *reconcileFlags) run(ctx context.Context) error {
+	ctrllog.SetLogger(logr.Discard())
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	src, dir, err := f.source(log)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.cluster.restConfig()
+	if err != nil {
+		return err
+	}
+	metrics := loop.NewMetrics()
+	opts := loop.DefaultOptions()
+	opts.Source, opts.Catalog, opts.Reconcile = src, f.cluster.catalog.options(), f.cluster.options()
+	opts.Logger, opts.Metrics = log, metrics
+	opts.RetryBase, opts.RetryMax = f.retryBase, f.retryMax
+	l, err := loop.New(cfg, opts)
+	if err != nil {
+		return err
+	}
+
+	var webhook *trigger.Webhook
+	if wo := trigger.WebhookOptionsFromEnv(); wo.GitHubSecret != "" || wo.GitHubSecretFile != "" || wo.GitLabToken != "" || wo.GitLabTokenFile != "" {
+		wo.Logger = log
+		if f.repoURL != "" && f.tag == "" && f.commit == "" {
+			wo.Branch = f.branch
+		}
+		if webhook, err = trigger.NewWebhook(l.Trigger(), wo); err != nil {
+			return err
+		}
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return loop.Serve(ctx, f.listen, loop.Handler(metrics, webhook, l.Ready)) })
+	if f.pollInterval > 0 {
+		g.Go(func() error {
+			po := trigger.DefaultPollOptions()
+			po.Interval = f.pollInterval
+			return trigger.Poll(ctx, l.Trigger(), po)
+		})
+	}
+	if dir != nil {
+		if err := dir.Watch(ctx, l.Trigger().Trigger); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error {
+		if !f.leaderElect {
+			return l.Run(ctx)
+		}
+		lo := loop.DefaultLeaderOptions()
+		lo.Namespace = f.leaderNS
+		return loop.RunAsLeader(ctx, cfg, lo, func(ctx context.Context) {
+			log.Info("leading: reconciling")
+			if err := l.Run(ctx); err != nil {
+				log.Error("loop stopped", "error", err)
+			}
+			log.Info("no longer leading")
+		})
+	})
+	log.Info("raas reconcile started", "source", src.String(), "listen", f.listen, "leader_elect", f.leaderElect)
+	err = g.Wait()
+	log.Info("raas reconcile stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

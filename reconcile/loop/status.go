@@ -1,0 +1,204 @@
+package loop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/reconcile/status"
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
+)
+
+// statusWriter keeps one status.Tenant per tenant in the host cluster, and records an
+// Event on the tenant's namespace whenever its phase changes.
+type statusWriter struct {
+	client  client.Client
+	log     *slog.Logger
+	now     func() time.Time
+	missing bool // the Tenant CRD is not installed; said once
+}
+
+// phaseOf maps a tenant's health after a pass to its phase. A tenant whose file does not
+// validate or render is Stalled: its objects stay as last applied.
+func phaseOf(t reconcile.TenantStatus, stalled map[string]bool) status.Phase {
+	switch {
+	case stalled[t.Name]:
+		return status.Stalled
+	case t.Health == reconcile.HealthReady:
+		return status.Ready
+	case t.Health == reconcile.HealthProgressing:
+		return status.Progressing
+	default:
+		return status.Failed
+	}
+}
+
+// reasonOf is a CamelCase word for a tenant's phase.
+func reasonOf(phase status.Phase, t reconcile.TenantStatus) string {
+	switch phase {
+	case status.Ready:
+		return "Reconciled"
+	case status.Stalled:
+		return "InvalidSpec"
+	case status.Progressing:
+		return "WaitingForVCluster"
+	}
+	return "ReconcileFailed"
+}
+
+// write records the outcome of a pass. Tenants that were removed lose their Tenant object.
+func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, stalled map[string]bool, passErr error) {
+	if w.missing {
+		return
+	}
+	outputs := map[string]*render.Output{}
+	for _, out := range rendered.Tenants {
+		outputs[out.Tenant] = out
+	}
+	for _, t := range res.Tenants {
+		if err := w.writeOne(ctx, res, t, rendered.Repo, outputs[t.Name], stalled); err != nil {
+			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && isCRDMissing(err) {
+				w.missing = true
+				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
+				return
+			}
+			w.log.Error("write tenant status", "tenant", t.Name, "error", err)
+		}
+	}
+}
+
+func isCRDMissing(err error) bool {
+	var status apierrors.APIStatus
+	if s, ok := err.(apierrors.APIStatus); ok {
+		status = s
+		return status.Status().Details != nil && status.Status().Details.Kind == "tenants"
+	}
+	return false
+}
+
+func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, out *render.Output, stalled map[string]bool) error {
+	obj := &status.Tenant{}
+	err := w.client.Get(ctx, client.ObjectKey{Name: t.Name}, obj)
+	switch {
+	case t.Health == reconcile.HealthRemoved:
+		if err == nil {
+			return client.IgnoreNotFound(w.client.Delete(ctx, obj))
+		}
+		return client.IgnoreNotFound(err)
+	case apierrors.IsNotFound(err):
+		obj = &status.Tenant{ObjectMeta: metav1.ObjectMeta{Name: t.Name}}
+	case err != nil:
+		return err
+	}
+
+	spec := status.TenantSpec{File: t.File}
+	if p := repo.Platform; p != nil {
+		spec.Namespace, spec.Queue = p.Namespace(t.Name), p.Queue(t.Name)
+	}
+	if tn := repo.Tenant(t.Name); tn != nil {
+		raw, err := json.Marshal(tn.Spec)
+		if err != nil {
+			return err
+		}
+		spec.Source = runtime.RawExtension{Raw: raw}
+	} else if obj.Spec.Source.Raw != nil {
+		spec.Source = obj.Spec.Source // an invalid file keeps the last good spec
+	}
+	obj.Labels = map[string]string{schema.LabelManagedBy: schema.ManagedBy}
+	obj.Spec = spec
+	if obj.ResourceVersion == "" {
+		if err := w.client.Create(ctx, obj); err != nil {
+			return err
+		}
+	} else if err := w.client.Update(ctx, obj); err != nil {
+		return err
+	}
+
+	now := metav1.NewTime(w.now())
+	phase := phaseOf(t, stalled)
+	st := &obj.Status
+	previous := st.Phase
+	if st.Phase != phase {
+		st.LastTransitionTime = &now
+	}
+	st.Phase = phase
+	st.Reason = reasonOf(phase, t)
+	st.Message = t.Reason
+	st.ObservedRevision = res.Revision
+	if phase == status.Ready || phase == status.Progressing {
+		st.AppliedRevision = res.Revision
+		st.LastAppliedTime = &now
+		st.LastError = ""
+	} else {
+		st.LastError = t.Reason
+	}
+	if out != nil {
+		st.Objects = len(out.Host) + len(out.Virtual)
+	}
+	readyStatus := metav1.ConditionFalse
+	if phase == status.Ready {
+		readyStatus = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: "Ready", Status: readyStatus, Reason: st.Reason, Message: truncate(t.Reason, 1024),
+		ObservedGeneration: obj.Generation,
+	})
+	if err := w.client.Status().Update(ctx, obj); err != nil {
+		return err
+	}
+	if previous != phase {
+		w.event(ctx, spec.Namespace, obj, previous, phase, t.Reason)
+	}
+	return nil
+}
+
+// event records a phase change on the tenant's namespace, for `kubectl describe` and
+// `kubectl get events`.
+func (w *statusWriter) event(ctx context.Context, namespace string, obj *status.Tenant, from, to status.Phase, why string) {
+	if namespace == "" {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if to == status.Failed || to == status.Stalled {
+		kind = corev1.EventTypeWarning
+	}
+	msg := fmt.Sprintf("tenant %s is %s", obj.Name, to)
+	if from != "" {
+		msg = fmt.Sprintf("tenant %s went from %s to %s", obj.Name, from, to)
+	}
+	if why != "" {
+		msg += ": " + why
+	}
+	now := metav1.NewTime(w.now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "raas-" + obj.Name + "-", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "v1", Kind: "Namespace", Name: namespace,
+		},
+		Reason: string(to), Message: truncate(msg, 1024), Type: kind,
+		Source:         corev1.EventSource{Component: "raas"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
+	}
+	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
+		w.log.Warn("record event", "tenant", obj.Name, "error", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
