@@ -55,6 +55,11 @@ func (c *renderCache) render(fsys fs.FS, dir string) (*render.Result, renderStat
 	if err != nil {
 		return nil, stats, err
 	}
+	if _, err := fs.Stat(fsys, repo.Platform.Spec.Catalog.Dir); err == nil {
+		// The renderer reads the repository's catalog from this checkout's directory,
+		// which goes away after a few revisions.
+		key += "@" + dir
+	}
 	if key != c.platformKey {
 		c.platformKey, c.tenants = key, map[string]cached{}
 		c.renderer, err = render.New(fsys, dir, repo.Platform, c.catalog)

@@ -4,4 +4,5 @@
 //
 // +kubebuilder:object:generate=true
 // +groupName=raas.dev
+// +versionName=v1alpha1
 package status
