@@ -17,8 +17,10 @@ import (
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/reconcile/bridge"
 	"github.com/raas-dev/raas/reconcile/status"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
 )
 
 // Options configure a Loop.
@@ -36,6 +38,9 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// Status writes a status.Tenant per tenant and Events on tenant namespaces.
 	Status bool
+	// Bridge runs a PodGroup bridge for each tenant with gang scheduling whose vcluster
+	// answers, so that gangs created inside reach Volcano on the host.
+	Bridge bool
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, if set, receive each pass's measurements.
@@ -53,6 +58,7 @@ func DefaultOptions() Options {
 		RetryBase:     10 * time.Second,
 		RetryMax:      5 * time.Minute,
 		Status:        true,
+		Bridge:        true,
 	}
 }
 
@@ -65,6 +71,7 @@ type Loop struct {
 	rec     *reconcile.Reconciler
 	cache   *renderCache
 	status  *statusWriter
+	bridges *bridge.Manager
 	trigger *trigger.Trigger
 
 	mu       sync.Mutex
@@ -103,6 +110,11 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 		cache:    newRenderCache(opts.Catalog, max(opts.RenderWorkers, 1)),
 		trigger:  trigger.New(),
 		failures: map[string]int{},
+	}
+	if opts.Bridge {
+		if l.bridges, err = bridge.NewManager(cfg, bridge.DefaultOptions()); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Status {
 		scheme := runtime.NewScheme()
@@ -144,6 +156,9 @@ func (l *Loop) Last() *reconcile.Result {
 func (l *Loop) Run(ctx context.Context) error {
 	l.trigger.Trigger("start")
 	defer l.stopRetry()
+	if l.bridges != nil {
+		defer l.bridges.Stop() // the next leader runs them
+	}
 	for {
 		reasons, err := l.trigger.Wait(ctx)
 		if err != nil {
@@ -185,8 +200,9 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 		l.opts.Metrics.observe(res, elapsed.Seconds(), stats, stalled)
 		l.count(map[bool]string{true: "failed", false: "ok"}[res.Failed()])
 	}
+	bridged := l.syncBridges(ctx, log, res, rendered)
 	if l.status != nil {
-		l.status.write(ctx, res, rendered, stalled, held)
+		l.status.write(ctx, res, rendered, stalled, bridged)
 	}
 	l.logResult(log, res, elapsed, stats, held)
 	l.mu.Lock()
@@ -306,4 +322,43 @@ func (l *Loop) stopRetry() {
 	if l.retry != nil {
 		l.retry.Stop()
 	}
+}
+
+// syncBridges runs a PodGroup bridge for every tenant with gang scheduling whose virtual
+// objects this pass could reach, and stops the others. It returns each bridge's report.
+func (l *Loop) syncBridges(ctx context.Context, log *slog.Logger, res *reconcile.Result, rendered *render.Result) map[string]bridge.Status {
+	if l.bridges == nil || rendered.Repo.Platform == nil {
+		return nil
+	}
+	p := rendered.Repo.Platform
+	var targets []bridge.Target
+	for _, t := range rendered.Repo.Tenants {
+		if !*t.Spec.Scheduling.Gang.Enabled || t.Asleep || !virtualReached(res, t.Metadata.Name) {
+			continue
+		}
+		name := t.Metadata.Name
+		targets = append(targets, bridge.Target{
+			Tenant: name, HostNamespace: p.Namespace(name), Queue: p.Queue(name), Release: schema.Release(name),
+		})
+	}
+	if err := l.bridges.Sync(ctx, targets); err != nil {
+		log.Warn("podgroup bridges", "error", err)
+	}
+	reports := map[string]bridge.Status{}
+	for _, st := range l.bridges.Status() {
+		reports[st.Tenant] = st
+	}
+	return reports
+}
+
+// virtualReached reports whether the pass reached the tenant's vcluster: some virtual
+// object of the tenant was applied or found unchanged.
+func virtualReached(res *reconcile.Result, tenant string) bool {
+	for _, e := range res.Select(tenant, render.Virtual) {
+		switch e.Action {
+		case reconcile.Created, reconcile.Configured, reconcile.Drifted, reconcile.Unchanged:
+			return true
+		}
+	}
+	return false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -99,7 +100,7 @@ func (r *gitRepo) commit(msg string, files map[string]string) string {
 	hash, err := wt.Commit(msg, &git.CommitOptions{
 		All:               true,
 		AllowEmptyCommits: true,
-		Author: &object.Signature{Name: "test", Email: "test@raas.dev", When: time.Now()},
+		Author:            &object.Signature{Name: "test", Email: "test@raas.dev", When: time.Now()},
 	})
 	if err != nil {
 		r.t.Fatal(err)
@@ -468,4 +469,45 @@ func TestCredentialsStayOutOfLogs(t *testing.T) {
 	if !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("the error does not say which remote failed: %v", err)
 	}
+}
+
+// TestLoopBridge runs the loop with a stand-in vcluster for ml-team-alpha and checks that
+// a PodGroup made inside reaches the host on the tenant's queue.
+func TestLoopBridge(t *testing.T) {
+	f := newFixture(t)
+	vc := f.host.StartVCluster(t, "tenant-ml-team-alpha", "ml-team-alpha", testenv.DefaultVClusterOptions())
+	f.run(t)
+	waitFor(t, "the first pass", 2*time.Minute, func(context.Context) (bool, error) { return f.loop.Ready(), nil })
+
+	pg := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+		"metadata": map[string]any{"name": "ray-demo-pg", "namespace": "default"},
+		"spec":     map[string]any{"minMember": int64(3), "queue": "someone-elses"},
+	}}
+	// raas applied the PodGroup CRD inside the vcluster; create the PodGroup once it serves.
+	waitFor(t, "the PodGroup CRD in the vcluster", time.Minute, func(ctx context.Context) (bool, error) {
+		return vc.Client.Create(ctx, pg.DeepCopy()) == nil, nil
+	})
+	t.Run("mirrors a PodGroup made inside the vcluster onto the tenant's queue", func(t *testing.T) {
+		host := &unstructured.Unstructured{}
+		host.SetAPIVersion("scheduling.volcano.sh/v1beta1")
+		host.SetKind("PodGroup")
+		waitFor(t, "the host copy", time.Minute, func(ctx context.Context) (bool, error) {
+			err := f.client.Get(ctx, client.ObjectKey{Namespace: "tenant-ml-team-alpha", Name: "ray-demo-pg"}, host)
+			return err == nil, nil
+		})
+		if q, _, _ := unstructured.NestedString(host.Object, "spec", "queue"); q != "tenant-ml-team-alpha" {
+			t.Errorf("host copy on queue %q, want tenant-ml-team-alpha", q)
+		}
+	})
+	t.Run("reports the bridge in the tenant's status", func(t *testing.T) {
+		f.loop.Trigger().Trigger("test")
+		waitFor(t, "the status to count the PodGroup", time.Minute, func(ctx context.Context) (bool, error) {
+			var st status.Tenant
+			if err := f.client.Get(ctx, client.ObjectKey{Name: "ml-team-alpha"}, &st); err != nil {
+				return false, nil
+			}
+			return st.Status.PodGroups != nil && st.Status.PodGroups.Mirrored == 1, nil
+		})
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/reconcile/bridge"
 	"github.com/raas-dev/raas/reconcile/status"
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/schema"
@@ -58,7 +59,7 @@ func reasonOf(phase status.Phase, t reconcile.TenantStatus) string {
 }
 
 // write records the outcome of a pass. Tenants that were removed lose their Tenant object.
-func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, stalled map[string]bool, passErr error) {
+func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, stalled map[string]bool, bridges map[string]bridge.Status) {
 	if w.missing {
 		return
 	}
@@ -67,7 +68,7 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 		outputs[out.Tenant] = out
 	}
 	for _, t := range res.Tenants {
-		if err := w.writeOne(ctx, res, t, rendered.Repo, outputs[t.Name], stalled); err != nil {
+		if err := w.writeOne(ctx, res, t, rendered.Repo, outputs[t.Name], stalled, bridges); err != nil {
 			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && isCRDMissing(err) {
 				w.missing = true
 				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
@@ -87,7 +88,7 @@ func isCRDMissing(err error) bool {
 	return false
 }
 
-func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, out *render.Output, stalled map[string]bool) error {
+func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
 	obj := &status.Tenant{}
 	err := w.client.Get(ctx, client.ObjectKey{Name: t.Name}, obj)
 	switch {
@@ -145,6 +146,13 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	}
 	if out != nil {
 		st.Objects = len(out.Host) + len(out.Virtual)
+	}
+	st.PodGroups = nil
+	if b, ok := bridges[t.Name]; ok {
+		st.PodGroups = &status.PodGroupStatus{Mirrored: b.Mirrored}
+		for _, r := range b.Refused {
+			st.PodGroups.Collisions = append(st.PodGroups.Collisions, fmt.Sprintf("%s/%s: %s", r.Namespace, r.Name, r.Reason))
+		}
 	}
 	readyStatus := metav1.ConditionFalse
 	if phase == status.Ready {
