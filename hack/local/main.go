@@ -1,8 +1,8 @@
 // Command local is `make run`: the main job of raas on a local default. With no KUBECONFIG
 // set, it starts a real kube-apiserver and etcd as the host cluster, turns examples/ into
 // a Git repository, starts a stand-in vcluster API server for each example tenant, and
-// applies the tenants with raas. With KUBECONFIG set, it applies to that cluster instead.
-// It keeps running until Ctrl-C and then stops everything it started.
+// runs `raas reconcile` against them. With KUBECONFIG set, it reconciles that cluster
+// instead. It keeps running until Ctrl-C and then stops everything it started.
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"net/http"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
@@ -31,7 +32,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *once); err != nil {
+	if err := run(ctx, stop, *once); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
@@ -42,7 +43,7 @@ const (
 	examples = "examples"
 )
 
-func run(ctx context.Context, once bool) error {
+func run(ctx context.Context, stop func(), once bool) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -93,31 +94,83 @@ func run(ctx context.Context, once bool) error {
 		step("Using the cluster of KUBECONFIG=%s; no local control plane, no stand-ins", kubeconfig)
 	}
 
-	step("raas apply %s", repoDir)
-	cmd := exec.CommandContext(ctx, raas, "apply", repoDir, "--kubeconfig", kubeconfig)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	applyErr := cmd.Run()
-	if applyErr != nil {
-		fmt.Printf("\nraas apply failed: %v\n", applyErr)
+	// The status CRD, so that `kubectl get tenants` and `raas status` work.
+	crd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", filepath.Join(root, "deploy", "crds"))
+	if out, err := crd.CombinedOutput(); err != nil {
+		return fmt.Errorf("install the Tenant CRD: %v\n%s", err, out)
 	}
+
+	step("raas reconcile --repo-url %s (polling every 5s; logs below)", rel(root, repoDir))
+	const listen = "127.0.0.1:18080"
+	args := []string{"reconcile", "--repo-url", repoDir, "--branch", "main", "--poll-interval", "5s",
+		"--kubeconfig", kubeconfig, "--listen", listen, "--log-format", "text", "--vcluster-timeout", "20s",
+		"--cache-dir", filepath.Join(root, runDir, "cache")}
+	cmd := exec.CommandContext(ctx, raas, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := waitReady(ctx, "http://"+listen+"/readyz", exited); err != nil {
+		return err
+	}
+	status := exec.CommandContext(ctx, raas, "status", "--kubeconfig", kubeconfig)
+	status.Stdout, status.Stderr = os.Stdout, os.Stderr
+	fmt.Println()
+	step("raas status")
+	_ = status.Run()
 
 	fmt.Printf(`
 What to look at next (in another terminal):
   export KUBECONFIG=%s
+  %s get tenants                      # phase of each tenant (Progressing: no vcluster pod runs here)
   %s get namespaces -l app.kubernetes.io/managed-by=raas
   %s get queues.scheduling.volcano.sh
   %s get statefulsets,resourcequotas,networkpolicies -n tenant-ml-team-alpha
-  %s diff %s         # nothing to change right after an apply
-  Edit %s/tenants/*.yaml, then run %s apply %s again.
-`, kubeconfig, rel(root, kubectl), rel(root, kubectl), rel(root, kubectl), rel(root, raas), rel(root, repoDir),
-		rel(root, repoDir), rel(root, raas), rel(root, repoDir))
+  %s diff %s         # nothing to change
+  curl -s http://%s/metrics | grep ^raas_
+Change a tenant: edit %s/tenants/*.yaml and commit (git -C %s commit -am "..."); raas picks it up within 5s.
+`, kubeconfig, rel(root, kubectl), rel(root, kubectl), rel(root, kubectl), rel(root, kubectl), rel(root, raas), rel(root, repoDir),
+		listen, rel(root, repoDir), rel(root, repoDir))
 	if once {
-		return applyErr
+		stop()
+		<-exited
+		return nil
 	}
 	fmt.Println("\nPress Ctrl-C to stop; everything started here stops with it.")
-	<-ctx.Done()
-	fmt.Println("\nstopping...")
+	select {
+	case <-ctx.Done():
+		fmt.Println("\nstopping...")
+		<-exited
+	case err := <-exited:
+		return fmt.Errorf("raas reconcile exited: %v", err)
+	}
 	return nil
+}
+
+// waitReady polls url until it answers 200, the process exits, or two minutes pass.
+func waitReady(ctx context.Context, url string, exited <-chan error) error {
+	deadline := time.After(2 * time.Minute)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("raas reconcile exited: %v", err)
+		case <-deadline:
+			return errors.New("raas reconcile did not finish its first pass within two minutes")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // makeGitRepo replaces dst with a Git repository holding a copy of src in one commit.
@@ -143,7 +196,9 @@ func makeGitRepo(src, dst string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	repo, err := git.PlainInit(dst, false)
+	repo, err := git.PlainInitWithOptions(dst, &git.PlainInitOptions{
+		InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"},
+	})
 	if err != nil {
 		return "", err
 	}

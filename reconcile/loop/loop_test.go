@@ -511,3 +511,20 @@ func TestLoopBridge(t *testing.T) {
 		})
 	})
 }
+
+func TestEvents(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.loop.Pass(t.Context(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	var events corev1.EventList
+	if err := f.client.List(t.Context(), &events, client.InNamespace("tenant-ml-team-alpha")); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if e.Source.Component == "raas" && e.Reason == string(status.Progressing) && strings.Contains(e.Message, "ml-team-alpha is Progressing") {
+			return
+		}
+	}
+	t.Errorf("no raas Event on the tenant's namespace; events: %+v", events.Items)
+}

@@ -191,8 +191,10 @@ func (w *statusWriter) event(ctx context.Context, namespace string, obj *status.
 	now := metav1.NewTime(w.now())
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "raas-" + obj.Name + "-", Namespace: namespace},
+		// The API server wants the involved object's namespace to be the Event's, even for
+		// a Namespace (kubectl describe namespace finds it there).
 		InvolvedObject: corev1.ObjectReference{
-			APIVersion: "v1", Kind: "Namespace", Name: namespace,
+			APIVersion: "v1", Kind: "Namespace", Name: namespace, Namespace: namespace,
 		},
 		Reason: string(to), Message: truncate(msg, 1024), Type: kind,
 		Source:         corev1.EventSource{Component: "raas"},
