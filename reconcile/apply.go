@@ -116,8 +116,11 @@ func notAttempted(target render.Target, tenant string, o *render.Object, prev ma
 // applyObject applies one object, or in a dry run says what applying it would do.
 //
 // An object whose rendered form has the digest the inventory recorded, and whose live
-// resourceVersion is still the one recorded right after raas last wrote or checked it, is
-// unchanged: neither side moved. Any other object is compared by a server-side dry run
+// resourceVersion is still the one recorded right after raas last wrote it, is unchanged:
+// neither side moved. So is one that an earlier pass of this Reconciler found unchanged by
+// dry run at the same digest and resourceVersion (a controller may have bumped the version
+// after raas wrote it, with a status update; a no-op pass does not write inventories to
+// record that, so the Reconciler remembers it). Any other object is compared by a server-side dry run
 // (fluxcd/pkg/ssa), and applied only when the dry run differs from the live object, so
 // that a pass with nothing to do writes nothing. A difference while the rendered digest
 // is the one last applied is drift: someone edited or deleted the object by hand.
@@ -142,10 +145,12 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 		return outcome{entry: e, record: rec}
 	}
 
-	if !r.opts.Verify && had && old.Digest == digest && old.ResourceVersion != "" &&
-		lv.idx.version(ref) == old.ResourceVersion {
+	key := entryKey{lv.target, ref}
+	liveVersion := lv.idx.version(ref)
+	if !r.opts.Verify && liveVersion != "" && ((had && old.Digest == digest && old.ResourceVersion == liveVersion) ||
+		r.checked.match(tenant, key, digest, liveVersion)) {
 		e.Action = Unchanged
-		rec.ResourceVersion = old.ResourceVersion
+		rec.ResourceVersion = liveVersion
 		return outcome{entry: e, record: rec}
 	}
 	if p.dryRun && ref.Namespace != "" && lv.newNamespaces[ref.Namespace] {
@@ -157,7 +162,7 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 	u := obj.Unstructured.DeepCopy()
 	action := ssa.CreatedAction
 	var live, dry *unstructured.Unstructured
-	exists := lv.idx.version(ref) != ""
+	exists := liveVersion != ""
 	if !exists && !p.dryRun {
 		// Not among the objects labelled as raas's: most likely new. A metadata read
 		// settles it, and spares a new object a dry run. (A diff does dry-run new objects:
@@ -183,7 +188,8 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 	switch action {
 	case ssa.UnchangedAction:
 		e.Action = Unchanged
-		rec.ResourceVersion = lv.idx.version(ref)
+		rec.ResourceVersion = liveVersion
+		r.checked.store(tenant, key, digest, liveVersion)
 		return outcome{entry: e, record: rec}
 	case ssa.CreatedAction:
 		e.Action = Created
@@ -462,7 +468,7 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	case p.dryRun:
 		virtOuts = r.diffVirtual(p, name, out.Virtual, prev)
 	default:
-		vc, idx, err := r.connectVCluster(ctx, p.platform.Namespace(name), schema.Release(name), kindsOf(out.Virtual))
+		vc, idx, err := r.connectVCluster(ctx, p.platform.Namespace(name), schema.Release(name), kindsOf(out.Virtual), p.vclusterDeadline)
 		if err != nil {
 			vcErr = err
 			for _, o := range out.Virtual {

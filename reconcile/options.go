@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"net/http"
-	"runtime"
 	"time"
 
 	"github.com/raas-dev/raas/render"
@@ -38,16 +37,18 @@ type Options struct {
 	// AllowMassDelete lifts the MaxDeleteShare limit, and lets a checkout without any
 	// tenant file remove every tenant.
 	AllowMassDelete bool
-	// VClusterTimeout bounds the wait for a tenant's vcluster to export its kubeconfig
-	// Secret and answer. A tenant whose vcluster is not up by then is Progressing; the
-	// next pass tries again.
+	// VClusterTimeout bounds how long a pass waits for tenants' vclusters to export their
+	// kubeconfig Secret and answer, counted from the start of the pass and shared by all
+	// tenants (each still gets one attempt). A tenant whose vcluster is not up by then is
+	// Progressing; the next pass tries again.
 	VClusterTimeout time.Duration
 	// WaitTimeout bounds the wait for new or changed CRDs to be established and
 	// namespaces to be active before the objects that need them are applied.
 	WaitTimeout time.Duration
 	// PollInterval is how often those waits look again.
 	PollInterval time.Duration
-	// Workers is how many tenants are reconciled at once.
+	// Workers is how many tenants are reconciled at once. A pass mostly waits on API
+	// servers, so more workers than CPUs pay off.
 	Workers int
 	// Verify compares every object with a server-side dry run. Without it, an object whose
 	// rendered form and live resourceVersion both equal what the inventory recorded after
@@ -73,7 +74,7 @@ func DefaultOptions() Options {
 		VClusterTimeout:    2 * time.Minute,
 		WaitTimeout:        time.Minute,
 		PollInterval:       500 * time.Millisecond,
-		Workers:            max(2, runtime.NumCPU()),
+		Workers:            8,
 		QPS:                100,
 		Burst:              200,
 	}

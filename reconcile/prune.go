@@ -121,6 +121,7 @@ func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) 
 		return tenantRun{status: st, entries: entries}
 	}
 	r.forgetVCluster(p.platform.Namespace(name), raasschema.Release(name))
+	r.checked.forget(name)
 	var err error
 	if len(kept) == 0 {
 		err = r.deleteInventory(ctx, inv)

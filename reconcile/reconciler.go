@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/client-go/rest"
@@ -26,6 +27,7 @@ type Reconciler struct {
 	host      client.Client
 	hostMgr   *ssa.ResourceManager
 	vclusters vclusterCache
+	checked   checkedCache
 }
 
 // New returns a Reconciler for the host cluster that cfg reaches.
@@ -57,6 +59,9 @@ type pass struct {
 	invs     *inventories
 	hostIdx  *liveIndex
 	digests  digestCache
+	// vclusterDeadline ends the wait for vclusters, for the whole pass: a pass over many
+	// new tenants takes VClusterTimeout at most, not that much per tenant.
+	vclusterDeadline time.Time
 
 	// pruneBlocked says why nothing may be deleted in this pass; empty when pruning is
 	// allowed.
@@ -75,7 +80,8 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 	if res == nil || res.Repo == nil {
 		return nil, errors.New("no rendered checkout: nothing applied, nothing pruned")
 	}
-	p := &pass{in: in, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{}}
+	p := &pass{in: in, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{},
+		vclusterDeadline: time.Now().Add(r.opts.VClusterTimeout)}
 	invs, err := r.loadInventories(ctx)
 	if err != nil {
 		return nil, err
@@ -246,6 +252,43 @@ func (d *digestCache) of(o *render.Object) (string, error) {
 	}
 	d.m[o] = s
 	return s, nil
+}
+
+// checkedCache remembers, per tenant, the objects a dry run found unchanged: their rendered
+// digest and the live resourceVersion then. It lives as long as the Reconciler.
+type checkedCache struct {
+	mu sync.Mutex
+	m  map[string]map[entryKey]checked
+}
+
+type checked struct{ digest, resourceVersion string }
+
+func (c *checkedCache) match(tenant string, key entryKey, digest, rv string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got, ok := c.m[tenant][key]
+	return ok && got.digest == digest && got.resourceVersion == rv
+}
+
+func (c *checkedCache) store(tenant string, key entryKey, digest, rv string) {
+	if rv == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]map[entryKey]checked{}
+	}
+	if c.m[tenant] == nil {
+		c.m[tenant] = map[entryKey]checked{}
+	}
+	c.m[tenant][key] = checked{digest, rv}
+}
+
+func (c *checkedCache) forget(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, tenant)
 }
 
 func joinAnd(parts []string) string {

@@ -52,10 +52,9 @@ var errVClusterNotUp = errors.New("vcluster is not up")
 
 // connectVCluster waits until the vcluster of release in the host namespace has exported
 // its kubeconfig Secret and its API answers, then returns a connection to it and an index
-// of kinds inside it. It gives up after Options.VClusterTimeout with an error wrapping
-// errVClusterNotUp.
-func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind) (*vcluster, *liveIndex, error) {
-	deadline := time.Now().Add(r.opts.VClusterTimeout)
+// of kinds inside it. It gives up at deadline, after one attempt at least, with an error
+// wrapping errVClusterNotUp.
+func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind, deadline time.Time) (*vcluster, *liveIndex, error) {
 	for {
 		vc, idx, err := r.tryVCluster(ctx, namespace, release, kinds)
 		if err == nil {
@@ -65,7 +64,7 @@ func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release str
 			return nil, nil, ctx.Err()
 		}
 		if !time.Now().Add(r.opts.PollInterval).Before(deadline) {
-			return nil, nil, fmt.Errorf("%w after %s: %w", errVClusterNotUp, r.opts.VClusterTimeout, err)
+			return nil, nil, fmt.Errorf("%w: %w", errVClusterNotUp, err)
 		}
 		select {
 		case <-ctx.Done():

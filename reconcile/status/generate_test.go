@@ -43,7 +43,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 		t.Fatalf("controller-gen: %v\n%s", err, out)
 	}
 	for generated, committed := range map[string]string{
-		filepath.Join(pkg, "zz_generated.deepcopy.go"):     "zz_generated.deepcopy.go",
+		filepath.Join(pkg, "zz_generated.deepcopy.go"):      "zz_generated.deepcopy.go",
 		filepath.Join(tmp, "crds", "raas.dev_tenants.yaml"): filepath.Join(root, "deploy", "crds", "raas.dev_tenants.yaml"),
 	} {
 		want, err := os.ReadFile(generated)
