@@ -57,7 +57,7 @@ func brokenRepo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"tenants/typo.yaml": "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: typo}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: 4Gi}\n  sheduling: {}\n",
+		"tenants/typo.yaml":   "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: typo}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: 4Gi}\n  sheduling: {}\n",
 		"tenants/greedy.yaml": "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: greedy}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: lots}\n",
 	}
 	for name, body := range files {

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
-	"strings"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
