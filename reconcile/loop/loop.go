@@ -124,7 +124,12 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 		if err := status.AddToScheme(scheme); err != nil {
 			return nil, err
 		}
-		c, err := client.New(cfg, client.Options{Scheme: scheme})
+		scfg := rest.CopyConfig(cfg)
+		scfg.QPS, scfg.Burst = opts.Reconcile.QPS, opts.Reconcile.Burst
+		if opts.Reconcile.WrapTransport != nil {
+			scfg.Wrap(opts.Reconcile.WrapTransport)
+		}
+		c, err := client.New(scfg, client.Options{Scheme: scheme})
 		if err != nil {
 			return nil, fmt.Errorf("status client: %w", err)
 		}

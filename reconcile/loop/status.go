@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,8 +68,22 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 	for _, out := range rendered.Tenants {
 		outputs[out.Tenant] = out
 	}
+	var list status.TenantList
+	if err := w.client.List(ctx, &list); err != nil {
+		if meta.IsNoMatchError(err) || isCRDMissing(err) {
+			w.missing = true
+			w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
+			return
+		}
+		w.log.Error("list tenant status", "error", err)
+		return
+	}
+	existing := map[string]*status.Tenant{}
+	for i := range list.Items {
+		existing[list.Items[i].Name] = &list.Items[i]
+	}
 	for _, t := range res.Tenants {
-		if err := w.writeOne(ctx, res, t, rendered.Repo, outputs[t.Name], stalled, bridges); err != nil {
+		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], stalled, bridges); err != nil {
 			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && isCRDMissing(err) {
 				w.missing = true
 				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
@@ -77,6 +92,20 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 			w.log.Error("write tenant status", "tenant", t.Name, "error", err)
 		}
 	}
+}
+
+// sameSpec compares two specs, the tenant's source by meaning: the API server may return
+// the JSON with another key order.
+func sameSpec(a, b status.TenantSpec) bool {
+	var sa, sb any
+	if len(a.Source.Raw) > 0 && json.Unmarshal(a.Source.Raw, &sa) != nil {
+		return false
+	}
+	if len(b.Source.Raw) > 0 && json.Unmarshal(b.Source.Raw, &sb) != nil {
+		return false
+	}
+	a.Source, b.Source = runtime.RawExtension{}, runtime.RawExtension{}
+	return equality.Semantic.DeepEqual(a, b) && equality.Semantic.DeepEqual(sa, sb)
 }
 
 func isCRDMissing(err error) bool {
@@ -88,19 +117,15 @@ func isCRDMissing(err error) bool {
 	return false
 }
 
-func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
-	obj := &status.Tenant{}
-	err := w.client.Get(ctx, client.ObjectKey{Name: t.Name}, obj)
+func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, obj *status.Tenant, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
 	switch {
 	case t.Health == reconcile.HealthRemoved:
-		if err == nil {
+		if obj != nil {
 			return client.IgnoreNotFound(w.client.Delete(ctx, obj))
 		}
-		return client.IgnoreNotFound(err)
-	case apierrors.IsNotFound(err):
+		return nil
+	case obj == nil:
 		obj = &status.Tenant{ObjectMeta: metav1.ObjectMeta{Name: t.Name}}
-	case err != nil:
-		return err
 	}
 
 	spec := status.TenantSpec{File: t.File}
@@ -116,30 +141,29 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	} else if obj.Spec.Source.Raw != nil {
 		spec.Source = obj.Spec.Source // an invalid file keeps the last good spec
 	}
-	obj.Labels = map[string]string{schema.LabelManagedBy: schema.ManagedBy}
-	obj.Spec = spec
+	labels := map[string]string{schema.LabelManagedBy: schema.ManagedBy}
 	if obj.ResourceVersion == "" {
+		obj.Labels, obj.Spec = labels, spec
 		if err := w.client.Create(ctx, obj); err != nil {
 			return err
 		}
-	} else if err := w.client.Update(ctx, obj); err != nil {
-		return err
+	} else if !sameSpec(obj.Spec, spec) || !equality.Semantic.DeepEqual(obj.Labels, labels) {
+		obj.Labels, obj.Spec = labels, spec
+		if err := w.client.Update(ctx, obj); err != nil {
+			return err
+		}
 	}
 
-	now := metav1.NewTime(w.now())
 	phase := phaseOf(t, stalled)
+	before := obj.Status.DeepCopy()
+	previous := before.Phase
 	st := &obj.Status
-	previous := st.Phase
-	if st.Phase != phase {
-		st.LastTransitionTime = &now
-	}
 	st.Phase = phase
 	st.Reason = reasonOf(phase, t)
 	st.Message = t.Reason
 	st.ObservedRevision = res.Revision
 	if phase == status.Ready || phase == status.Progressing {
 		st.AppliedRevision = res.Revision
-		st.LastAppliedTime = &now
 		st.LastError = ""
 	} else {
 		st.LastError = t.Reason
@@ -162,6 +186,18 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 		Type: "Ready", Status: readyStatus, Reason: st.Reason, Message: truncate(t.Reason, 1024),
 		ObservedGeneration: obj.Generation,
 	})
+	// A pass that changed nothing for the tenant writes nothing: times move only with
+	// something else.
+	if equality.Semantic.DeepEqual(before, st) {
+		return nil
+	}
+	now := metav1.NewTime(w.now())
+	if previous != phase {
+		st.LastTransitionTime = &now
+	}
+	if t.Change != reconcile.TenantUnchanged || st.LastAppliedTime == nil {
+		st.LastAppliedTime = &now
+	}
 	if err := w.client.Status().Update(ctx, obj); err != nil {
 		return err
 	}
