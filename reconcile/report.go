@@ -66,10 +66,10 @@ func writeProblems(w io.Writer, res *Result) error {
 }
 
 // WriteDiff writes what a diff found, grouped by tenant: one line per object that would
-// change, with the unified diff of each changed host object, and one line per tenant that
-// would not change.
+// change or be skipped, with the unified diff of each changed host object, and one line
+// per tenant that would not change.
 func WriteDiff(w io.Writer, res *Result) error {
-	if es := res.Select("", ""); changes(es) > 0 {
+	if es := res.Select("", ""); notable(es) > 0 {
 		fmt.Fprintln(w, "platform:")
 		writeDiffEntries(w, es)
 	}
@@ -79,7 +79,7 @@ func WriteDiff(w io.Writer, res *Result) error {
 		if t.File != "" {
 			head += fmt.Sprintf(" (%s)", t.File)
 		}
-		if changes(es) == 0 && t.Health != HealthFailed {
+		if notable(es) == 0 && t.Health != HealthFailed {
 			fmt.Fprintf(w, "%s: no changes\n", head)
 			continue
 		}
@@ -103,9 +103,20 @@ func changes(es []Entry) int {
 	return n
 }
 
+// notable counts the entries a diff shows: all but the unchanged.
+func notable(es []Entry) int {
+	n := 0
+	for _, e := range es {
+		if e.Action != Unchanged {
+			n++
+		}
+	}
+	return n
+}
+
 func writeDiffEntries(w io.Writer, es []Entry) {
 	for _, e := range es {
-		if !e.Action.Writes() && e.Action != Failed {
+		if e.Action == Unchanged {
 			continue
 		}
 		line := fmt.Sprintf("  %s %s %s %s", symbols[e.Action], e.Target, e.Ref, e.Action)
