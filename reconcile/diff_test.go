@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +152,44 @@ func golden(t *testing.T, name, got string) {
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s is stale (-want +got), run go test ./reconcile -run Markdown -update:\n%s", path, diff)
 	}
+}
+
+// TestDiffMarkdownProfileChange changes the standard@3 profile and moves vision-team onto
+// it: the summary must list every tenant the change reaches, with its profile.
+func TestDiffMarkdownProfileChange(t *testing.T) {
+	host := testenv.Shared(t)
+	const prefix = "pf-"
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
+	shareVCluster(t, host, vc, prefix, tenantNames(res))
+	r, _, _ := newReconciler(t, host, 30*time.Second)
+	apply(t, r, res)
+
+	repo.edit("raas.yaml", `images: ["rayproject/ray:2.46.0*", "docker.io/rayproject/ray:2.46.0*"]`,
+		`images: ["rayproject/ray:2.46.1*", "docker.io/rayproject/ray:2.46.1*"]`)
+	repo.edit("tenants/vision-team.yaml", "profile: standard@2", "profile: standard@3")
+	out, err := r.Diff(t.Context(), reconcile.Input{Render: repo.render(), Revision: "4567def"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ml-team-alpha", "vision-team", "vision-team-next"} {
+		if st := out.Tenant(name); st == nil || st.Change != reconcile.TenantChanged {
+			t.Errorf("%s on standard@3 is not shown as changed: %+v", name, st)
+		}
+	}
+	if st := out.Tenant("data-sandbox"); st == nil || st.Change != reconcile.TenantUnchanged {
+		t.Errorf("data-sandbox, on no profile, is shown as %+v", st)
+	}
+	var md bytes.Buffer
+	if err := reconcile.WriteMarkdown(&md, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| `vision-team` | `standard@2` → `standard@3` | changed |") {
+		t.Errorf("the summary does not show vision-team's move:\n%s", md.String())
+	}
+	golden(t, "profile-change.md", md.String())
 }

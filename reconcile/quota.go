@@ -14,6 +14,8 @@ type Quota struct {
 	Memory        *resource.Quantity `json:"memory,omitempty"`
 	GPU           *resource.Quantity `json:"gpu,omitempty"`
 	GuaranteedGPU *resource.Quantity `json:"guaranteedGPU,omitempty"`
+	// Profile is the offering the tenant pins (NAME@VERSION), if any. It is not summed.
+	Profile string `json:"profile,omitempty"`
 }
 
 func quotaOf(t *schema.Tenant) *Quota {
@@ -29,6 +31,7 @@ func quotaOf(t *schema.Tenant) *Quota {
 		Memory:        cp(t.Spec.Quota.Memory),
 		GPU:           cp(t.Spec.Quota.GPU),
 		GuaranteedGPU: cp(t.Spec.Scheduling.Guarantee.GPU),
+		Profile:       t.Spec.Profile,
 	}
 }
 

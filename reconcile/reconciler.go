@@ -164,7 +164,8 @@ type tenantRun struct {
 
 // run reconciles (or diffs) the platform and every tenant, and assembles the result.
 func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
-	res := &Result{Revision: p.in.Revision, DryRun: p.dryRun, PruneBlocked: p.pruneBlocked}
+	res := &Result{Revision: p.in.Revision, DryRun: p.dryRun, PruneBlocked: p.pruneBlocked,
+		Deprecated: p.in.Render.Repo.Deprecated}
 	if p.removeErr != nil {
 		res.Errors = append(res.Errors, p.removeErr)
 	}

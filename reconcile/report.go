@@ -3,6 +3,8 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -154,12 +156,15 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	if res.PruneBlocked != "" {
 		fmt.Fprintf(&b, "> [!WARNING]\n> Nothing would be pruned: %s.\n\n", res.PruneBlocked)
 	}
+	for _, ref := range slices.Sorted(maps.Keys(res.Deprecated)) {
+		fmt.Fprintf(&b, "> [!WARNING]\n> Profile `%s` is deprecated; still used by: %s.\n\n", ref, strings.Join(res.Deprecated[ref], ", "))
+	}
 
-	b.WriteString("| Tenant | Change | Health | Create | Update | Delete |\n| --- | --- | --- | ---: | ---: | ---: |\n")
+	b.WriteString("| Tenant | Profile | Change | Health | Create | Update | Delete |\n| --- | --- | --- | --- | ---: | ---: | ---: |\n")
 	platform := res.Select("", "")
 	if changes(platform) > 0 {
 		c, u, d := tally(platform)
-		fmt.Fprintf(&b, "| _platform_ | changed | | %d | %d | %d |\n", c, u, d)
+		fmt.Fprintf(&b, "| _platform_ | | changed | | %d | %d | %d |\n", c, u, d)
 	}
 	for _, t := range res.Tenants {
 		c, u, d := tally(res.Select(t.Name, ""))
@@ -167,7 +172,7 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 		if t.Health == HealthFailed {
 			health = "Failed: " + escapeCell(t.Reason)
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %d | %d | %d |\n", t.Name, t.Change, health, c, u, d)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %d | %d | %d |\n", t.Name, profileCell(t), t.Change, health, c, u, d)
 	}
 
 	before, after := res.Totals()
@@ -276,4 +281,24 @@ func delta(before, after *resource.Quantity) string {
 
 func escapeCell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// profileCell names the tenant's profile, and the move when a change moves it.
+func profileCell(t TenantStatus) string {
+	var before, after string
+	if t.Before != nil {
+		before = t.Before.Profile
+	}
+	if t.After != nil {
+		after = t.After.Profile
+	}
+	switch {
+	case before != "" && after != "" && before != after:
+		return fmt.Sprintf("`%s` → `%s`", before, after)
+	case after != "":
+		return "`" + after + "`"
+	case before != "":
+		return "`" + before + "`"
+	}
+	return ""
 }

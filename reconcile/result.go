@@ -159,6 +159,8 @@ type Result struct {
 	// Errors are problems with the pass as a whole, such as a refused mass delete. Object
 	// failures are entries; they are not repeated here.
 	Errors []error
+	// Deprecated maps each deprecated profile the checkout still pins to its tenants.
+	Deprecated map[string][]string
 }
 
 // Changed reports whether the pass wrote, or the diff would write, anything.
