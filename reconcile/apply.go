@@ -8,9 +8,11 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/render"
@@ -465,6 +467,15 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	var virt *level
 	var vcErr error
 	switch {
+	case out.Asleep:
+		// The vcluster is scaled to zero: leave its objects as last applied, and stop the
+		// workloads it had synced to the host.
+		for _, o := range out.Virtual {
+			virtOuts = append(virtOuts, notAttempted(render.Virtual, name, o, prev, "asleep"))
+		}
+		if !p.dryRun {
+			vcErr = r.sleepWorkloads(ctx, p.platform.Namespace(name))
+		}
 	case p.dryRun:
 		virtOuts = r.diffVirtual(p, name, out.Virtual, prev)
 	default:
@@ -502,8 +513,49 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 			return tenantRun{status: st, entries: entries}
 		}
 	}
+	if out.Asleep {
+		st.Health, st.Reason = asleepHealth(entries, vcErr)
+		return tenantRun{status: st, entries: entries}
+	}
 	st.Health, st.Reason = r.health(p, out, hostOuts, virtOuts, vcErr, virt)
 	return tenantRun{status: st, entries: entries}
+}
+
+// asleepHealth is the health of an expired sandbox: Asleep, unless putting it to sleep
+// failed.
+func asleepHealth(entries []Entry, sleepErr error) (Health, string) {
+	for _, e := range entries {
+		if e.Action == Failed {
+			return HealthFailed, fmt.Sprintf("%s %s: %s", e.Target, e.Ref, e.Reason)
+		}
+	}
+	if sleepErr != nil {
+		return HealthFailed, sleepErr.Error()
+	}
+	return HealthAsleep, "the sandbox has expired: its vcluster is scaled to zero and its data kept; remove its file"
+}
+
+// vclusterMarker labels the host pods a vcluster synced.
+const vclusterMarker = "vcluster.loft.sh/managed-by"
+
+// sleepWorkloads deletes the pods a vcluster synced into namespace. Their controllers run
+// inside the vcluster, which is scaled to zero, so they do not come back until it wakes;
+// volumes are untouched.
+func (r *Reconciler) sleepWorkloads(ctx context.Context, namespace string) error {
+	var pods corev1.PodList
+	sel, err := labels.Parse(vclusterMarker)
+	if err != nil {
+		return err
+	}
+	if err := r.host.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return fmt.Errorf("asleep: list synced pods: %w", err)
+	}
+	for i := range pods.Items {
+		if err := r.host.Delete(ctx, &pods.Items[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("asleep: stop pod %s: %w", pods.Items[i].Name, err)
+		}
+	}
+	return nil
 }
 
 func retainData(t *schema.Tenant) bool {

@@ -118,6 +118,8 @@ const (
 	HealthFailed Health = "Failed"
 	// HealthRemoved: the tenant's file is gone and its objects were pruned.
 	HealthRemoved Health = "Removed"
+	// HealthAsleep: an expired sandbox, its vcluster scaled to zero and its data kept.
+	HealthAsleep Health = "Asleep"
 )
 
 // Change says what a pass did, or would do, to a tenant as a whole.

@@ -272,7 +272,7 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 		log.Error("pass error", "error", e)
 	}
 	for _, t := range res.Tenants {
-		if t.Health != reconcile.HealthReady && t.Health != reconcile.HealthRemoved {
+		if t.Health != reconcile.HealthReady && t.Health != reconcile.HealthRemoved && t.Health != reconcile.HealthAsleep {
 			log.Warn("tenant not ready", "tenant", t.Name, "health", string(t.Health), "reason", t.Reason)
 		}
 	}
@@ -286,7 +286,7 @@ func (l *Loop) backoff(res *reconcile.Result, stalled map[string]bool) {
 	defer l.mu.Unlock()
 	worst := 0
 	for _, t := range res.Tenants {
-		if t.Health == reconcile.HealthReady || t.Health == reconcile.HealthRemoved || stalled[t.Name] {
+		if t.Health == reconcile.HealthReady || t.Health == reconcile.HealthRemoved || t.Health == reconcile.HealthAsleep || stalled[t.Name] {
 			delete(l.failures, t.Name) // a stalled tenant waits for a new commit, not a retry
 			continue
 		}

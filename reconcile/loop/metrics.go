@@ -61,7 +61,7 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.passDuration, m.tenantDuration, m.tenants, m.renderCache, m.fetchDuration,
 		m.fetchErrors, m.applyActions, m.passes, m.revision,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, phase := range []string{"Ready", "Progressing", "Failed", "Stalled"} {
+	for _, phase := range []string{"Ready", "Progressing", "Failed", "Stalled", "Asleep"} {
 		m.tenants.WithLabelValues(phase)
 	}
 	return m
@@ -75,7 +75,7 @@ func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats renderSt
 	for action, n := range res.Count() {
 		m.applyActions.WithLabelValues(string(action)).Add(float64(n))
 	}
-	phases := map[string]float64{"Ready": 0, "Progressing": 0, "Failed": 0, "Stalled": 0}
+	phases := map[string]float64{"Ready": 0, "Progressing": 0, "Failed": 0, "Stalled": 0, "Asleep": 0}
 	for _, t := range res.Tenants {
 		if t.Health == reconcile.HealthRemoved {
 			m.tenantDuration.DeleteLabelValues(t.Name)

@@ -39,6 +39,8 @@ func phaseOf(t reconcile.TenantStatus, stalled map[string]bool) status.Phase {
 		return status.Stalled
 	case t.Health == reconcile.HealthReady:
 		return status.Ready
+	case t.Health == reconcile.HealthAsleep:
+		return status.Asleep
 	case t.Health == reconcile.HealthProgressing:
 		return status.Progressing
 	default:
@@ -55,6 +57,8 @@ func reasonOf(phase status.Phase, t reconcile.TenantStatus) string {
 		return "InvalidSpec"
 	case status.Progressing:
 		return "WaitingForVCluster"
+	case status.Asleep:
+		return "SandboxExpired"
 	}
 	return "ReconcileFailed"
 }
@@ -162,7 +166,7 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	st.Reason = reasonOf(phase, t)
 	st.Message = t.Reason
 	st.ObservedRevision = res.Revision
-	if phase == status.Ready || phase == status.Progressing {
+	if phase == status.Ready || phase == status.Progressing || phase == status.Asleep {
 		st.AppliedRevision = res.Revision
 		st.LastError = ""
 	} else {

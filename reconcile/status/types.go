@@ -22,6 +22,8 @@ const (
 	// Stalled: the tenant's file does not validate or render; its objects are left as
 	// last applied.
 	Stalled Phase = "Stalled"
+	// Asleep: an expired sandbox; its vcluster is scaled to zero and its data kept.
+	Asleep Phase = "Asleep"
 )
 
 // Tenant mirrors one tenant of the repository in the host cluster.
