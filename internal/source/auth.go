@@ -6,12 +6,13 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/raas-dev/raas/internal/secret"
 )
 
 // Environment variables read by CredentialsFromEnv. A *_FILE variable names a file that
@@ -76,19 +77,6 @@ func credentialsFrom(getenv func(string) string) Credentials {
 	}
 }
 
-// secret returns value, or the content of file without surrounding white space.
-func secret(what, value, file string) (string, error) {
-	if value != "" || file == "" {
-		return value, nil
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		// The error names the file, never its content.
-		return "", fmt.Errorf("%s file: %w", what, err)
-	}
-	return strings.TrimSpace(string(data)), nil
-}
-
 // remote is a parsed remote URL with its user information taken out.
 type remote struct {
 	url      string // without credentials: what go-git sees and stores
@@ -136,7 +124,7 @@ func (c Credentials) auth(r *remote, red *redactor) (transport.AuthMethod, error
 
 func (c Credentials) httpAuth(r *remote, red *redactor) (transport.AuthMethod, error) {
 	red.add(r.user, r.password)
-	token, err := secret("token", c.Token, c.TokenFile)
+	token, err := secret.Read("token", c.Token, c.TokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +136,7 @@ func (c Credentials) httpAuth(r *remote, red *redactor) (transport.AuthMethod, e
 		}
 		return &http.BasicAuth{Username: user, Password: token}, nil
 	}
-	password, err := secret("password", c.Password, c.PasswordFile)
+	password, err := secret.Read("password", c.Password, c.PasswordFile)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +158,7 @@ func (c Credentials) sshAuth(r *remote, red *redactor) (transport.AuthMethod, er
 	if err != nil {
 		return nil, fmt.Errorf("ssh key file: %w", err)
 	}
-	passphrase, err := secret("ssh key passphrase", c.SSHKeyPassphrase, c.SSHKeyPassphraseFile)
+	passphrase, err := secret.Read("ssh key passphrase", c.SSHKeyPassphrase, c.SSHKeyPassphraseFile)
 	if err != nil {
 		return nil, err
 	}

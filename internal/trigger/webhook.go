@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/raas-dev/raas/internal/secret"
 )
 
 // Environment variables read by WebhookOptionsFromEnv. A *_FILE variable names a file
@@ -92,11 +94,11 @@ var _ http.Handler = (*Webhook)(nil)
 
 // NewWebhook reads the secrets and returns a Webhook that fires t.
 func NewWebhook(t *Trigger, opts WebhookOptions) (*Webhook, error) {
-	github, err := secret("github secret", opts.GitHubSecret, opts.GitHubSecretFile)
+	github, err := secret.Read("github secret", opts.GitHubSecret, opts.GitHubSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	gitlab, err := secret("gitlab token", opts.GitLabToken, opts.GitLabTokenFile)
+	gitlab, err := secret.Read("gitlab token", opts.GitLabToken, opts.GitLabTokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -119,17 +121,6 @@ func NewWebhook(t *Trigger, opts WebhookOptions) (*Webhook, error) {
 		w.log = slog.Default()
 	}
 	return w, nil
-}
-
-func secret(what, value, file string) (string, error) {
-	if value != "" || file == "" {
-		return value, nil
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s file: %w", what, err)
-	}
-	return strings.TrimSpace(string(data)), nil
 }
 
 // A delivery is an authenticated request.

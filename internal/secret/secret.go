@@ -1,0 +1,23 @@
+// Package secret reads a credential given either as a value or as a file, as raas takes
+// every credential (from the environment or a mounted Secret). Errors name the file,
+// never its content.
+package secret
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Read returns value, or when it is empty and file is set, the content of file without
+// surrounding white space. what names the credential in errors.
+func Read(what, value, file string) (string, error) {
+	if value != "" || file == "" {
+		return value, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s file: %w", what, err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
