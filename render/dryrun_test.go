@@ -3,7 +3,6 @@ package render_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,39 +18,18 @@ import (
 	"github.com/raas-dev/raas/render"
 )
 
-// warnings records the warnings an API server sends back.
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, text)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := w.list
-	w.list = nil
-	return l
-}
 
 // checker applies objects to one API server, for real or as a server-side dry run, and
 // fails the test on any error or warning.
 type checker struct {
 	t        *testing.T
 	client   client.Client
-	warnings *warnings
+	warnings *testenv.Warnings
 }
 
 func newChecker(t *testing.T, cfg *rest.Config) *checker {
 	t.Helper()
-	w := &warnings{}
-	cfg = rest.CopyConfig(cfg)
-	cfg.WarningHandlerWithContext = w
+	cfg, w := testenv.RecordWarnings(cfg)
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +47,7 @@ func (c *checker) apply(o *render.Object, dryRun bool) {
 	if err := c.client.Patch(c.t.Context(), obj, client.Apply, opts...); err != nil {
 		c.t.Errorf("%s: %v", o.ID(), err)
 	}
-	for _, w := range c.warnings.take() {
+	for _, w := range c.warnings.Take() {
 		c.t.Errorf("%s: the API server warns: %s", o.ID(), w)
 	}
 }
@@ -158,7 +136,7 @@ func TestServerSideDryRun(t *testing.T) {
 		if err := hc.client.Patch(t.Context(), dep, client.Apply, client.FieldOwner("raas"), client.DryRunAll); err != nil {
 			t.Fatal(err)
 		}
-		if w := hc.warnings.take(); len(w) == 0 {
+		if w := hc.warnings.Take(); len(w) == 0 {
 			t.Error("no warning for a privileged pod in a restricted namespace")
 		}
 	})
