@@ -18,7 +18,6 @@ import (
 	"github.com/raas-dev/raas/render"
 )
 
-
 // checker applies objects to one API server, for real or as a server-side dry run, and
 // fails the test on any error or warning.
 type checker struct {

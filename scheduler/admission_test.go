@@ -22,7 +22,6 @@ import (
 // server compiles and starts enforcing them shortly after they are created.
 const enforceTimeout = 30 * time.Second
 
-
 // TestAdmission applies the examples' platform and tenants to a fresh host and checks that
 // the API server enforces the policies: what breaks a rule is denied, with a message that
 // says what is allowed, and the same objects within the rules are admitted.
