@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
@@ -47,25 +47,7 @@ type repo struct {
 // namespace prefix prefix.
 func exampleRepo(t testing.TB, prefix string) *repo {
 	t.Helper()
-	dir := t.TempDir()
-	err := filepath.WalkDir("../examples", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("../examples", path)
-		target := filepath.Join(dir, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := exampletest.Dir(t)
 	r := &repo{t: t, dir: dir}
 	r.edit("raas.yaml", "namespacePrefix: tenant-", "namespacePrefix: "+prefix)
 	return r

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/render"
 )
 
@@ -210,30 +211,7 @@ func TestRender(t *testing.T) {
 }
 
 // repoWith returns the examples repository in memory, with files replaced or added.
-func repoWith(t *testing.T, files map[string]string) fstest.MapFS {
-	t.Helper()
-	fsys := fstest.MapFS{}
-	err := filepath.WalkDir(examples, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(examples, p)
-		fsys[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range files {
-		if body == "" {
-			delete(fsys, name)
-			continue
-		}
-		fsys[name] = &fstest.MapFile{Data: []byte(body)}
-	}
-	return fsys
-}
+func repoWith(t *testing.T, files map[string]string) fstest.MapFS { return exampletest.FS(t, files) }
 
 func TestRenderFailures(t *testing.T) {
 	t.Run("a tenant whose version is missing from the catalog fails alone", func(t *testing.T) {

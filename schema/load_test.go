@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -45,24 +46,8 @@ func TestLoadExamples(t *testing.T) {
 	})
 }
 
-// readRepo returns the examples repository as an in-memory filesystem.
-func readRepo(t *testing.T) fstest.MapFS {
-	t.Helper()
-	fsys := fstest.MapFS{}
-	err := filepath.WalkDir(examples, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(examples, p)
-		fsys[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
-}
+// readRepo returns the examples repository in memory.
+func readRepo(t *testing.T) fstest.MapFS { return exampletest.FS(t, nil) }
 
 // wants reads the "# want: ..." lines at the top of a test case file.
 func wants(t *testing.T, data []byte) []string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -38,24 +39,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 // brokenRepo copies examples/ into a temporary directory and adds two broken tenants.
 func brokenRepo(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	err := filepath.WalkDir("../../examples", func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("../../examples", p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := exampletest.Dir(t)
 	files := map[string]string{
 		"tenants/typo.yaml":   "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: typo}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: 4Gi}\n  sheduling: {}\n",
 		"tenants/greedy.yaml": "apiVersion: raas.dev/v1alpha1\nkind: Tenant\nmetadata: {name: greedy}\nspec:\n  owners: [a@example.com]\n  quota: {cpu: \"2\", memory: lots}\n",

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/internal/trigger"
@@ -46,24 +46,7 @@ type gitRepo struct {
 
 func newGitRepo(t testing.TB) *gitRepo {
 	t.Helper()
-	dir := t.TempDir()
-	err := filepath.WalkDir("../../examples", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("../../examples", p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := exampletest.Dir(t)
 	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
 		InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"},
 	})
