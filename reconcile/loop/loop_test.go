@@ -101,11 +101,12 @@ func (r *gitRepo) read(name string) string {
 
 // fixture is a host control plane with raas's CRD, a tenants repository, and a loop.
 type fixture struct {
-	host   *testenv.ControlPlane
-	client client.Client
-	repo   *gitRepo
-	loop   *loop.Loop
-	logs   *syncBuffer
+	host    *testenv.ControlPlane
+	client  client.Client
+	repo    *gitRepo
+	loop    *loop.Loop
+	metrics *loop.Metrics
+	logs    *syncBuffer
 }
 
 type syncBuffer struct {
@@ -175,11 +176,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	l, err := loop.New(host.Config, loopOptions(t, src, logs))
+	opts := loopOptions(t, src, logs)
+	l, err := loop.New(host.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{host: host, client: c, repo: repo, loop: l, logs: logs}
+	return &fixture{host: host, client: c, repo: repo, loop: l, metrics: opts.Metrics, logs: logs}
 }
 
 // run starts the loop until the test ends.
@@ -510,4 +512,43 @@ func TestEvents(t *testing.T) {
 		}
 	}
 	t.Errorf("no raas Event on the tenant's namespace; events: %+v", events.Items)
+}
+
+func TestEndpoints(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(loop.Handler(f.metrics, nil, f.loop.Ready))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	t.Run("is alive at once and ready only after a pass", func(t *testing.T) {
+		if code, _ := get("/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz: %d", code)
+		}
+		if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+			t.Errorf("/readyz before a pass: %d, want 503", code)
+		}
+		if _, err := f.loop.Pass(t.Context(), "test"); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := get("/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz after a pass: %d", code)
+		}
+	})
+	t.Run("serves raas metrics", func(t *testing.T) {
+		_, body := get("/metrics")
+		for _, name := range []string{"raas_tenants", "raas_render_cache_total", "raas_git_fetch_duration_seconds",
+			"raas_git_fetch_errors_total", "raas_apply_actions_total", "raas_passes_total", "raas_reconcile_duration_seconds"} {
+			if !strings.Contains(body, name) {
+				t.Errorf("/metrics lacks %s", name)
+			}
+		}
+	})
 }
