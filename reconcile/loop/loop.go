@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,7 @@ type Loop struct {
 	mu       sync.Mutex
 	lastGood *good // the newest revision that fetched and parsed
 	failures map[string]int
+	logged   map[string]string // each tenant's health and reason as last logged
 	last     *reconcile.Result
 	ready    bool
 	retry    *time.Timer
@@ -271,12 +273,31 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 	for _, e := range res.Errors {
 		log.Error("pass error", "error", e)
 	}
+	// A tenant's state is logged when it changes, not on every poll.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[string]string{}
+	changed := res.Changed() || res.Failed()
 	for _, t := range res.Tenants {
-		if t.Health != reconcile.HealthReady && t.Health != reconcile.HealthRemoved && t.Health != reconcile.HealthAsleep {
+		state := string(t.Health) + ": " + t.Reason
+		seen[t.Name] = state
+		if l.logged[t.Name] == state {
+			continue
+		}
+		changed = true
+		switch t.Health {
+		case reconcile.HealthReady, reconcile.HealthRemoved, reconcile.HealthAsleep:
+			log.Info("tenant "+strings.ToLower(string(t.Health)), "tenant", t.Name, "reason", t.Reason)
+		default:
 			log.Warn("tenant not ready", "tenant", t.Name, "health", string(t.Health), "reason", t.Reason)
 		}
 	}
-	log.Info("pass done", attrs...)
+	l.logged = seen
+	level := slog.LevelDebug
+	if changed || held != nil {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, "pass done", attrs...)
 }
 
 // backoff counts each tenant's consecutive passes without Ready and schedules a retry
