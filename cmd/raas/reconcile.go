@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/raas-dev/raas/internal/secret"
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/reconcile/loop"
@@ -143,8 +147,17 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		return err
 	}
 
-	var webhook *trigger.Webhook
-	if wo := trigger.WebhookOptionsFromEnv(); wo.GitHubSecret != "" || wo.GitHubSecretFile != "" || wo.GitLabToken != "" || wo.GitLabTokenFile != "" {
+	var webhook http.Handler
+	wo := trigger.WebhookOptionsFromEnv()
+	github, err := secret.Read("webhook GitHub secret", wo.GitHubSecret, wo.GitHubSecretFile)
+	if err != nil {
+		return err
+	}
+	gitlab, err := secret.Read("webhook GitLab token", wo.GitLabToken, wo.GitLabTokenFile)
+	if err != nil {
+		return err
+	}
+	if github != "" || gitlab != "" {
 		wo.Logger = log
 		if f.repoURL != "" && f.tag == "" && f.commit == "" {
 			wo.Branch = f.branch
@@ -152,10 +165,26 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		if webhook, err = trigger.NewWebhook(l.Trigger(), wo); err != nil {
 			return err
 		}
+	} else {
+		log.Info("webhook off: no secret configured")
+	}
+
+	// With leader election, a standby is ready (so that rollouts and drains go on) and
+	// hands webhooks to the leader, whose address is in the Lease.
+	var leading atomic.Bool
+	ready := l.Ready
+	lo := loop.DefaultLeaderOptions()
+	lo.Namespace = f.leaderNS
+	if f.leaderElect {
+		ready = func() bool { return !leading.Load() || l.Ready() }
+		lo.Identity = leaderIdentity(f.listen)
+		if webhook != nil {
+			webhook = loop.ForwardToLeader(webhook, leading.Load, cfg, lo, log)
+		}
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return loop.Serve(ctx, f.listen, loop.Handler(metrics, webhook, l.Ready)) })
+	g.Go(func() error { return loop.Serve(ctx, f.listen, loop.Handler(metrics, webhook, ready)) })
 	if f.pollInterval > 0 {
 		g.Go(func() error {
 			po := trigger.DefaultPollOptions()
@@ -172,10 +201,10 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		if !f.leaderElect {
 			return l.Run(ctx)
 		}
-		lo := loop.DefaultLeaderOptions()
-		lo.Namespace = f.leaderNS
 		return loop.RunAsLeader(ctx, cfg, lo, func(ctx context.Context) {
-			log.Info("leading: reconciling")
+			leading.Store(true)
+			defer leading.Store(false)
+			log.Info("leading: reconciling", "identity", lo.Identity)
 			if err := l.Run(ctx); err != nil {
 				log.Error("loop stopped", "error", err)
 			}
@@ -189,4 +218,16 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// leaderIdentity names this replica in the Lease as HOST_ADDRESS, where ADDRESS is
+// $POD_IP with the port of listen, so that a standby can hand webhooks to the leader.
+// Without POD_IP it is HOST_PID.
+func leaderIdentity(listen string) string {
+	host, _ := os.Hostname()
+	_, port, err := net.SplitHostPort(listen)
+	if ip := os.Getenv("POD_IP"); ip != "" && err == nil {
+		return host + "_" + net.JoinHostPort(ip, port)
+	}
+	return fmt.Sprintf("%s_%d", host, os.Getpid())
 }

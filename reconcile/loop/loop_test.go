@@ -18,7 +18,9 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -549,6 +551,65 @@ func TestEndpoints(t *testing.T) {
 			if !strings.Contains(body, name) {
 				t.Errorf("/metrics lacks %s", name)
 			}
+		}
+	})
+}
+
+// TestForwardToLeader sends a signed webhook to a standby, which must hand it to the
+// leader named in the Lease.
+func TestForwardToLeader(t *testing.T) {
+	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
+	leaderTrigger, standbyTrigger := trigger.New(), trigger.New()
+	opts := trigger.WebhookOptions{GitHubSecret: webhookSecret, MaxBodyBytes: 1 << 20}
+	leaderHook, err := trigger.NewWebhook(leaderTrigger, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	standbyHook, err := trigger.NewWebhook(standbyTrigger, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := httptest.NewServer(loop.Handler(nil, leaderHook, nil))
+	defer leader.Close()
+	lo := loop.DefaultLeaderOptions()
+	lo.Identity = "standby_127.0.0.1:1"
+	standby := httptest.NewServer(loop.Handler(nil,
+		loop.ForwardToLeader(standbyHook, func() bool { return false }, host.Config, lo, slog.New(slog.DiscardHandler)), nil))
+	defer standby.Close()
+
+	t.Run("answers 503 while there is no leader", func(t *testing.T) {
+		if resp := signedPush(t, standby.URL+"/webhook", webhookSecret); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("standby answered %s, want 503", resp.Status)
+		}
+	})
+	ns := &corev1.Namespace{}
+	ns.Name = lo.Namespace
+	if err := host.Client.Create(t.Context(), ns); err != nil {
+		t.Fatal(err)
+	}
+	holder := "leader_" + strings.TrimPrefix(leader.URL, "http://")
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: lo.Namespace, Name: lo.Name},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder},
+	}
+	if err := host.Client.Create(t.Context(), lease); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("hands a webhook to the leader", func(t *testing.T) {
+		if resp := signedPush(t, standby.URL+"/webhook", webhookSecret); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("standby answered %s, want the leader's 202", resp.Status)
+		}
+		if !leaderTrigger.Pending() || standbyTrigger.Pending() {
+			t.Errorf("leader triggered %v, standby triggered %v; want only the leader", leaderTrigger.Pending(), standbyTrigger.Pending())
+		}
+	})
+	t.Run("passes a wrong signature on, and the leader refuses it", func(t *testing.T) {
+		leaderTrigger.Wait(t.Context())
+		if resp := signedPush(t, standby.URL+"/webhook", "wrong"); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("answered %s, want 403", resp.Status)
+		}
+		if leaderTrigger.Pending() {
+			t.Error("a mis-signed webhook triggered the leader")
 		}
 	})
 }

@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -88,7 +89,7 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 	}
 	for _, t := range res.Tenants {
 		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], stalled, bridges); err != nil {
-			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && isCRDMissing(err) {
+			if meta.IsNoMatchError(err) || isCRDMissing(err) {
 				w.missing = true
 				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
 				return
@@ -112,13 +113,18 @@ func sameSpec(a, b status.TenantSpec) bool {
 	return equality.Semantic.DeepEqual(a, b) && equality.Semantic.DeepEqual(sa, sb)
 }
 
+// isCRDMissing reports whether err says the tenants resource does not exist (rather
+// than, say, that raas may not read it).
 func isCRDMissing(err error) bool {
-	var status apierrors.APIStatus
-	if s, ok := err.(apierrors.APIStatus); ok {
-		status = s
-		return status.Status().Details != nil && status.Status().Details.Kind == "tenants"
+	if !apierrors.IsNotFound(err) {
+		return false
 	}
-	return false
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Kind == "tenants" && d.Name == ""
 }
 
 func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, obj *status.Tenant, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
