@@ -91,17 +91,7 @@ func TestDiff(t *testing.T) {
 // One stand-in vcluster takes every tenant's virtual objects, so that the inventories
 // record them as a real fleet's would.
 func TestDiffMarkdown(t *testing.T) {
-	host := testenv.Shared(t)
-	const prefix = "md-"
-	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
-	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
-	shareVCluster(t, host, vc, prefix, tenantNames(res))
-	r, count, _ := newReconciler(t, host, 30*time.Second)
-	apply(t, r, res)
+	repo, res, r, count := applyExamples(t, "md-")
 
 	names := tenantNames(res)
 	changed := names[0]
@@ -157,17 +147,7 @@ func golden(t *testing.T, name, got string) {
 // TestDiffMarkdownProfileChange changes the standard@3 profile and moves vision-team onto
 // it: the summary must list every tenant the change reaches, with its profile.
 func TestDiffMarkdownProfileChange(t *testing.T) {
-	host := testenv.Shared(t)
-	const prefix = "pf-"
-	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
-	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
-	shareVCluster(t, host, vc, prefix, tenantNames(res))
-	r, _, _ := newReconciler(t, host, 30*time.Second)
-	apply(t, r, res)
+	repo, _, r, _ := applyExamples(t, "pf-")
 
 	repo.edit("raas.yaml", `images: ["rayproject/ray:2.46.0*", "docker.io/rayproject/ray:2.46.0*"]`,
 		`images: ["rayproject/ray:2.46.1*", "docker.io/rayproject/ray:2.46.1*"]`)
@@ -192,4 +172,22 @@ func TestDiffMarkdownProfileChange(t *testing.T) {
 		t.Errorf("the summary does not show vision-team's move:\n%s", md.String())
 	}
 	golden(t, "profile-change.md", md.String())
+}
+
+// applyExamples applies the examples, with host namespaces prefixed by prefix, to the
+// shared host, with one stand-in vcluster taking every tenant's virtual objects so that
+// the inventories record them as a real fleet's would.
+func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconcile.Reconciler, *counter) {
+	t.Helper()
+	host := testenv.Shared(t)
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
+	shareVCluster(t, host, vc, prefix, tenantNames(res))
+	r, count, _ := newReconciler(t, host, 30*time.Second)
+	apply(t, r, res)
+	return repo, res, r, count
 }

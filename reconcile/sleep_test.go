@@ -19,14 +19,9 @@ import (
 // date: the sandbox's vcluster is scaled to zero, the pods it synced are stopped, and
 // nothing of it is deleted.
 func TestExpiredSandboxSleeps(t *testing.T) {
-	host := testenv.Shared(t)
 	const prefix = "zz-"
-	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
-	shareVCluster(t, host, vc, prefix, tenantNames(res))
-	r, _, _ := newReconciler(t, host, 30*time.Second)
-	apply(t, r, res)
+	host := testenv.Shared(t)
+	repo, _, r, _ := applyExamples(t, prefix)
 
 	ns := prefix + "vision-team-next"
 	synced := &corev1.Pod{
