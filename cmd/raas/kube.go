@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -91,13 +90,8 @@ func (f *clusterFlags) render(cmd *cobra.Command, root string) (*render.Result, 
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range res.Repo.Problems {
-		q := *p
-		if q.File != "" {
-			q.File = filepath.Join(root, q.File)
-		}
-		fmt.Fprintln(cmd.ErrOrStderr(), q.Error())
-	}
+	printProblems(cmd.ErrOrStderr(), root, res.Repo.Problems)
+	printProblems(cmd.ErrOrStderr(), root, res.Repo.Expired)
 	for _, fail := range res.Failed {
 		fmt.Fprintln(cmd.ErrOrStderr(), fail.Error())
 	}
