@@ -181,6 +181,9 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 	}
 	if exists || p.dryRun {
 		cse, l, d, err := lv.mgr.Diff(ctx, u, ssa.DiffOptions{})
+		if p.dryRun && apierrors.IsForbidden(err) {
+			return outcome{entry: readOnlyDiff(e, had, old, digest, exists)}
+		}
 		if err != nil {
 			return r.applyFailed(e, err, failed)
 		}
@@ -221,6 +224,25 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 	}
 	rec.ResourceVersion = u.GetResourceVersion()
 	return outcome{entry: e, record: rec, live: u}
+}
+
+// readOnlyReason marks entries a diff judged without a dry run.
+const readOnlyReason = "compared with the inventory: these credentials may not dry-run"
+
+// readOnlyDiff judges an object a diff may not dry-run, as with read-only credentials in
+// CI: by the digest the inventory recorded when raas last applied it. It says whether the
+// object would change, not how, and cannot see drift.
+func readOnlyDiff(e Entry, had bool, old objectEntry, digest string, exists bool) Entry {
+	switch {
+	case !exists && !had:
+		e.Action = Created
+	case had && old.Digest == digest:
+		e.Action = Unchanged
+	default:
+		e.Action = Configured
+	}
+	e.Reason = readOnlyReason
+	return e
 }
 
 // applyFailed reports an object the API server refused. A platform object whose namespace

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
@@ -91,7 +95,7 @@ func TestDiff(t *testing.T) {
 // One stand-in vcluster takes every tenant's virtual objects, so that the inventories
 // record them as a real fleet's would.
 func TestDiffMarkdown(t *testing.T) {
-	repo, res, r, count := applyExamples(t, "md-")
+	repo, res, r, count, _ := applyExamples(t, "md-")
 
 	names := tenantNames(res)
 	changed := names[0]
@@ -147,7 +151,7 @@ func golden(t *testing.T, name, got string) {
 // TestDiffMarkdownProfileChange changes the standard@3 profile and moves vision-team onto
 // it: the summary must list every tenant the change reaches, with its profile.
 func TestDiffMarkdownProfileChange(t *testing.T) {
-	repo, _, r, _ := applyExamples(t, "pf-")
+	repo, _, r, _, _ := applyExamples(t, "pf-")
 
 	repo.edit("raas.yaml", `images: ["rayproject/ray:2.46.0*", "docker.io/rayproject/ray:2.46.0*"]`,
 		`images: ["rayproject/ray:2.46.1*", "docker.io/rayproject/ray:2.46.1*"]`)
@@ -177,7 +181,7 @@ func TestDiffMarkdownProfileChange(t *testing.T) {
 // applyExamples applies the examples, with host namespaces prefixed by prefix, to the
 // shared host, with one stand-in vcluster taking every tenant's virtual objects so that
 // the inventories record them as a real fleet's would.
-func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconcile.Reconciler, *counter) {
+func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconcile.Reconciler, *counter, reconcile.Options) {
 	t.Helper()
 	host := testenv.Shared(t)
 	repo := exampleRepo(t, prefix)
@@ -187,7 +191,57 @@ func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconci
 	}
 	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
 	shareVCluster(t, host, vc, prefix, tenantNames(res))
-	r, count, _ := newReconciler(t, host, 30*time.Second)
+	r, count, opts := newReconciler(t, host, 30*time.Second)
 	apply(t, r, res)
-	return repo, res, r, count
+	return repo, res, r, count, opts
+}
+
+// TestDiffReadOnly diffs with credentials that may only read, as a CI job's: the dry runs
+// are forbidden, so the diff judges objects by the inventory instead of failing.
+func TestDiffReadOnly(t *testing.T) {
+	repo, _, _, _, opts := applyExamples(t, "ro-")
+	host := testenv.Shared(t)
+	reader := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "ci-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch"}}},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "ci-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "ci-reader"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "ci-reader"}},
+	}
+	for _, o := range []client.Object{reader, binding} {
+		if err := host.Client.Create(t.Context(), o); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(host.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "ci-reader"}
+	r, err := reconcile.New(cfg, opts) // the inventories applyExamples wrote
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := "data-sandbox"
+	repo.set("tenants/"+changed+".yaml", "12", "spec", "quota", "cpu")
+	out, err := r.Diff(t.Context(), reconcile.Input{Render: repo.render(), Revision: "ro"})
+	if err != nil {
+		t.Fatalf("a read-only diff failed: %v", err)
+	}
+	configured := 0
+	for _, e := range out.Entries {
+		switch {
+		case e.Action == reconcile.Failed:
+			t.Errorf("failed: %s", e)
+		case e.Tenant == changed && e.Action == reconcile.Configured:
+			configured++
+		case e.Tenant != changed && e.Tenant != "" && e.Action != reconcile.Unchanged:
+			t.Errorf("%s, want unchanged", e)
+		}
+	}
+	if configured == 0 {
+		t.Errorf("the changed tenant shows no change: %+v", out.Select(changed, ""))
+	}
+	if st := out.Tenant(changed); st == nil || st.Change != reconcile.TenantChanged {
+		t.Errorf("%s: %+v, want changed", changed, st)
+	}
 }

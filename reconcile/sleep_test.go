@@ -21,7 +21,7 @@ import (
 func TestExpiredSandboxSleeps(t *testing.T) {
 	const prefix = "zz-"
 	host := testenv.Shared(t)
-	repo, _, r, _ := applyExamples(t, prefix)
+	repo, _, r, _, _ := applyExamples(t, prefix)
 
 	ns := prefix + "vision-team-next"
 	synced := &corev1.Pod{

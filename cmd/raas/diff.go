@@ -24,8 +24,10 @@ The output is grouped by tenant, with a unified diff of each changed object. Wit
 -o markdown it is a summary for a pull request comment: tenants added, changed and removed,
 quota and GPU totals before and after, and every object to delete.
 
-The dry runs need the RBAC that apply's writes would need (patch on every kind raas
-applies), besides read access.
+A dry run is authorized like the write it stands for (patch on every kind raas applies).
+With read-only credentials, as in a CI job, an object the dry run may not reach is
+compared with the digest the inventory recorded when it was last applied: the diff says
+whether it would change, but not how, and cannot see drift.
 
 Exit status: 0 when nothing would change, 1 when something would, 2 on error (including a
 tenant that does not validate or render, and a refused mass deletion).`,
