@@ -23,7 +23,7 @@ test: controlplane catalog ## Run every test, against a real kube-apiserver and 
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
 
-run: controlplane catalog build bin/kubectl ## Start a local control plane, apply the example tenants to it, and keep it running
+run: controlplane catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
 
 bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)
