@@ -6,7 +6,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"sigs.k8s.io/kustomize/api/types"
 
@@ -43,26 +42,12 @@ type kuberayKey struct {
 	args    string // extra operator flags, joined by newlines
 }
 
-type kuberayEntry struct {
-	once sync.Once
-	objs []*Object
-	err  error
-}
-
 // kuberay returns the KubeRay CRDs and operator at version, wired for Volcano when gang is
 // on and given the extra flags args, and the PodGroup CRD. They are built once per
 // version, gang setting and flags, and shared by every tenant that pins them.
 func (r *Renderer) kuberay(version string, gang bool, args []string) ([]*Object, error) {
 	key := kuberayKey{version, gang, strings.Join(args, "\n")}
-	r.mu.Lock()
-	e, ok := r.kuberayCache[key]
-	if !ok {
-		e = &kuberayEntry{}
-		r.kuberayCache[key] = e
-	}
-	r.mu.Unlock()
-	e.once.Do(func() { e.objs, e.err = r.buildKubeRay(version, gang, args) })
-	return e.objs, e.err
+	return r.kuberayCache.Get(key, func() ([]*Object, error) { return r.buildKubeRay(version, gang, args) })
 }
 
 func (r *Renderer) buildKubeRay(version string, gang bool, args []string) ([]*Object, error) {

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sync"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/internal/memo"
 	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
 )
@@ -53,8 +53,7 @@ type Renderer struct {
 	catalog  *catalog.Catalog
 	overlays filesys.FileSystem
 
-	mu           sync.Mutex
-	kuberayCache map[kuberayKey]*kuberayEntry
+	kuberayCache memo.Map[kuberayKey, []*Object]
 }
 
 // New returns a renderer for the repository at the root of repoFS, whose platform config
@@ -72,10 +71,9 @@ func New(repoFS fs.FS, repoDir string, p *schema.Platform, opts catalog.Options)
 		return nil, err
 	}
 	return &Renderer{
-		platform:     p,
-		catalog:      catalog.New(opts),
-		overlays:     overlays,
-		kuberayCache: map[kuberayKey]*kuberayEntry{},
+		platform: p,
+		catalog:  catalog.New(opts),
+		overlays: overlays,
 	}, nil
 }
 

@@ -11,10 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+
+	"github.com/raas-dev/raas/internal/memo"
 )
 
 // Layout of a catalog directory. Each artifact sits under <kind>/<version>/.
@@ -56,33 +57,18 @@ func DefaultOptions() Options {
 // read once per version, not once per tenant. It is safe for concurrent use.
 type Catalog struct {
 	opts   Options
-	mu     sync.Mutex
-	charts map[string]*chartEntry
-}
-
-type chartEntry struct {
-	once  sync.Once
-	chart *chart.Chart
-	err   error
+	charts memo.Map[string, *chart.Chart]
 }
 
 // New returns a catalog with the given options.
 func New(opts Options) *Catalog {
-	return &Catalog{opts: opts, charts: map[string]*chartEntry{}}
+	return &Catalog{opts: opts}
 }
 
 // VClusterChart returns the vcluster chart at version. A chart taken from source has its
 // version stamped, so that its labels and default image tags name the real version.
 func (c *Catalog) VClusterChart(version string) (*chart.Chart, error) {
-	c.mu.Lock()
-	e, ok := c.charts[version]
-	if !ok {
-		e = &chartEntry{}
-		c.charts[version] = e
-	}
-	c.mu.Unlock()
-	e.once.Do(func() { e.chart, e.err = c.loadVClusterChart(version) })
-	return e.chart, e.err
+	return c.charts.Get(version, func() (*chart.Chart, error) { return c.loadVClusterChart(version) })
 }
 
 func (c *Catalog) loadVClusterChart(version string) (*chart.Chart, error) {
