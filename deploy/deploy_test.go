@@ -43,6 +43,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
@@ -236,13 +237,7 @@ func exampleFS(t testing.TB) fstest.MapFS {
 // renderFS renders the tenants repository fsys with the catalog `make catalog` fills.
 func renderFS(t testing.TB, fsys fs.FS) *render.Result {
 	t.Helper()
-	cat, err := filepath.Abs("../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(cat); err != nil {
-		t.Fatalf("catalog: %v (run make catalog)", err)
-	}
+	cat := exampletest.Catalog(t)
 	dir, err := filepath.Abs("../examples")
 	if err != nil {
 		t.Fatal(err)
@@ -832,10 +827,7 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 		t.Fatal(err)
 	}
 	logs := &logLines{}
-	cat, err := filepath.Abs("../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := exampletest.Catalog(t)
 	opts := loop.DefaultOptions()
 	opts.Source = src
 	opts.Catalog = catalog.Options{Dirs: []string{cat}, CacheDir: t.TempDir()}

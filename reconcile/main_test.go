@@ -133,13 +133,7 @@ func (r *repo) render() *render.Result {
 
 func renderDir(t testing.TB, dir string) *render.Result {
 	t.Helper()
-	cat, err := filepath.Abs("../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(cat); err != nil {
-		t.Fatalf("catalog: %v (run make catalog)", err)
-	}
+	cat := exampletest.Catalog(t)
 	opts := render.DefaultOptions()
 	opts.Catalog = catalog.Options{Dirs: []string{cat}}
 	res, err := render.Repo(os.DirFS(dir), dir, opts)

@@ -30,13 +30,7 @@ const (
 // testOptions renders from the local catalog that `make catalog` fills.
 func testOptions(t testing.TB) render.Options {
 	t.Helper()
-	dir, err := filepath.Abs("../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("no local catalog (%v): run `make catalog`", err)
-	}
+	dir := exampletest.Catalog(t)
 	opts := render.DefaultOptions()
 	opts.Catalog = catalog.Options{Dirs: []string{dir}, CacheDir: t.TempDir()}
 	return opts

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/schema"
 )
@@ -71,10 +72,7 @@ func writeFile(t *testing.T, dir, name, content string) {
 func TestDiffAndApply(t *testing.T) {
 	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
 	ctx := t.Context()
-	catalog, err := filepath.Abs("../../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	catalog := exampletest.Catalog(t)
 	const tenant = "cli-team"
 	dir := oneTenantRepo(t, tenant)
 	repo, err := schema.Load(os.DirFS(dir))

@@ -80,10 +80,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestRenderCommand(t *testing.T) {
-	catalog, err := filepath.Abs("../../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	catalog := exampletest.Catalog(t)
 	t.Run("renders the good tenants of a repository with broken ones", func(t *testing.T) {
 		out, _, code := run(t, "render", brokenRepo(t), "--catalog", catalog)
 		if code != 1 {

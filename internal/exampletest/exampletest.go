@@ -81,3 +81,14 @@ func FS(t testing.TB, files map[string]string) fstest.MapFS {
 	}
 	return fsys
 }
+
+// Catalog returns the path of the local catalog that `make catalog` fills, beside
+// examples/, and fails the test when it has not been filled.
+func Catalog(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(Root(t)), ".catalog")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("no local catalog (%v): run `make catalog`", err)
+	}
+	return dir
+}

@@ -141,10 +141,7 @@ func hostOptions(t testing.TB) testenv.ControlPlaneOptions {
 
 func loopOptions(t testing.TB, src source.Source, logs *syncBuffer) loop.Options {
 	t.Helper()
-	cat, err := filepath.Abs("../../.catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := exampletest.Catalog(t)
 	opts := loop.DefaultOptions()
 	opts.Source = src
 	opts.Catalog = catalog.Options{Dirs: []string{cat}, CacheDir: t.TempDir()}
