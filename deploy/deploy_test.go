@@ -657,6 +657,7 @@ func TestDeploy(t *testing.T) {
 		unexercised := map[string]string{
 			"events patch": "the bridge's event recorder folds a repeated refusal into a count",
 			"validatingadmissionpolicies.admissionregistration.k8s.io delete": "prunes a platform policy that a newer raas no longer renders",
+			"mutatingadmissionpolicies.admissionregistration.k8s.io delete":   "prunes a platform policy that a newer raas no longer renders",
 			"podgroups.scheduling.volcano.sh list":                            "informers list plainly on API servers without streaming lists (client-go streams them through watch)",
 		}
 		granted := append(grants(t, objs, "ClusterRole", "raas"), grants(t, objs, "Role", "raas")...)

@@ -62,6 +62,8 @@ var kindOrder = []string{
 	"CustomResourceDefinition",
 	"ValidatingAdmissionPolicy",
 	"ValidatingAdmissionPolicyBinding",
+	"MutatingAdmissionPolicy",
+	"MutatingAdmissionPolicyBinding",
 	"PriorityClass",
 	"Queue",
 	"ResourceQuota",

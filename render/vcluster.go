@@ -116,7 +116,6 @@ func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (
 	cp.Proxy.ExtraSANs = []string{release + "." + namespace, release + "." + namespace + ".svc"}
 
 	cfg.ExportKubeConfig.Server = fmt.Sprintf("https://%s.%s:443", release, namespace)
-	cfg.Sync.ToHost.Pods.EnforceTolerations = slices.Clone(s.EnforceTolerations)
 
 	diff, err := vclusterconfig.Diff(base, cfg)
 	if err != nil {

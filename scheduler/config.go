@@ -28,7 +28,6 @@ const (
 	PluginPredicates  = "predicates"
 	PluginCapacity    = "capacity"
 	PluginProportion  = "proportion"
-	PluginNodeGroup   = "nodegroup"
 	PluginNodeOrder   = "nodeorder"
 	PluginBinpack     = "binpack"
 )
@@ -57,9 +56,8 @@ type plugin struct {
 
 // Config returns the text of volcano-scheduler.conf for platform p: the actions, then two
 // tiers of plugins: priority, gang and conformance; drf, predicates, the queue plugin
-// (capacity or proportion), nodegroup when queues carry node-group affinity, nodeorder,
-// binpack weighted for the GPU resources, and the platform's extra plugins. Unknown
-// plugins and contradictory settings are errors.
+// (capacity or proportion), nodeorder, binpack weighted for the GPU resources, and the
+// platform's extra plugins. Unknown plugins and contradictory settings are errors.
 func Config(p *schema.Platform) (string, error) {
 	conf, err := buildConfig(p)
 	if err != nil {
@@ -99,23 +97,13 @@ func buildConfig(p *schema.Platform) (*schedulerConf, error) {
 	}
 
 	queue := plugin{Name: s.Plugin}
-	var hierarchy *bool
 	if s.Hierarchy {
-		hierarchy = ptr(true)
-		queue.EnableHierarchy = hierarchy
+		queue.EnableHierarchy = ptr(true)
 	}
-	second := []plugin{{Name: PluginDRF}, {Name: PluginPredicates}, queue}
-	if nodeGroupsUsed(p) {
-		second = append(second, plugin{
-			Name: PluginNodeGroup,
-			// Children without affinity inherit their parent's.
-			EnableHierarchy: hierarchy,
-			// Volcano v1.12 ignores strict and places queues without affinity nowhere;
-			// later versions place them on nodes without a node group.
-			Arguments: map[string]any{"strict": false},
-		})
-	}
-	second = append(second, plugin{Name: PluginNodeOrder}, binpack(p))
+	// No nodegroup plugin: the placement policies confine tenant pods by node affinity,
+	// which predicates enforces, while Volcano 1.12's nodegroup would place every queue
+	// without node-group affinity (default among them) on no node.
+	second := []plugin{{Name: PluginDRF}, {Name: PluginPredicates}, queue, {Name: PluginNodeOrder}, binpack(p)}
 
 	configured := []string{PluginPriority, PluginGang, PluginConformance}
 	for _, pl := range second {
@@ -157,10 +145,4 @@ func binpack(p *schema.Platform) plugin {
 		args["binpack.resources."+r] = weight
 	}
 	return plugin{Name: PluginBinpack, Arguments: args}
-}
-
-// nodeGroupsUsed reports whether any queue can carry node-group affinity, which the
-// nodegroup plugin then enforces.
-func nodeGroupsUsed(p *schema.Platform) bool {
-	return len(p.Spec.GPU.Pools) > 0 || len(p.Spec.Scheduler.SharedNodeGroups) > 0
 }

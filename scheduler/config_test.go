@@ -137,7 +137,7 @@ func TestConfig(t *testing.T) {
 		p := examplePlatform(t)
 		p.Spec.Scheduler.Plugin = "proportion"
 		c := parseConfig(t, p)
-		want := []string{"drf", "predicates", "proportion", "nodegroup", "nodeorder", "binpack"}
+		want := []string{"drf", "predicates", "proportion", "nodeorder", "binpack"}
 		if diff := cmp.Diff(want, c.plugins(1)); diff != "" {
 			t.Errorf("second tier (-want +got):\n%s", diff)
 		}
@@ -145,9 +145,8 @@ func TestConfig(t *testing.T) {
 			t.Errorf("first tier (-want +got):\n%s", diff)
 		}
 	})
-	t.Run("leaves nodegroup out when no queue has node groups", func(t *testing.T) {
+	t.Run("leaves nodegroup out, so that queues without node-group affinity still schedule", func(t *testing.T) {
 		p := examplePlatform(t)
-		p.Spec.GPU.Pools, p.Spec.Scheduler.SharedNodeGroups = nil, nil
 		want := []string{"drf", "predicates", "capacity", "nodeorder", "binpack"}
 		if diff := cmp.Diff(want, parseConfig(t, p).plugins(1)); diff != "" {
 			t.Errorf("second tier (-want +got):\n%s", diff)

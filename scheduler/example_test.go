@@ -18,12 +18,13 @@ func ExampleForTenant() {
 	fmt.Println("queue:", s.QueueName)
 	fmt.Println("gang:", s.Gang)
 	fmt.Println("GPUs per job:", s.MaxGPUsPerJob, s.GPUResources)
-	fmt.Println("node groups:", s.NodeGroups)
-	fmt.Println("enforceTolerations:", s.EnforceTolerations)
+	tol := s.Tolerations[0]
+	fmt.Printf("pools: %s, tolerating %s=%s:%s\n", s.Pools[0].Name, tol.Key, tol.Value, tol.Effect)
+	fmt.Println("placed by MutatingAdmissionPolicy:", s.MutatingAdmission)
 	// Output:
 	// queue: tenant-ml-team-alpha
 	// gang: true
 	// GPUs per job: 8 [nvidia.com/gpu]
-	// node groups: [h100 cpu]
-	// enforceTolerations: [raas.dev/gpu-pool=h100:NoSchedule]
+	// pools: h100, tolerating raas.dev/gpu-pool=h100:NoSchedule
+	// placed by MutatingAdmissionPolicy: true
 }

@@ -22,6 +22,11 @@ func Platform(p *schema.Platform) ([]client.Object, error) {
 	for _, policy := range policies(p) {
 		objs = append(objs, policy)
 	}
+	mutating, check := placementPolicies(p)
+	if mutating != nil {
+		objs = append(objs, mutating)
+	}
+	objs = append(objs, check)
 	for _, q := range p.Spec.Scheduler.Queues {
 		objs = append(objs, parentQueue(p, q))
 	}

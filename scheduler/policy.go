@@ -53,8 +53,11 @@ func (s *Tenant) Objects() []client.Object {
 			ParamAllowedPools:  strings.Join(pools, ","),
 		},
 	}}
-	for _, policy := range []string{PolicyPodGroupQueue, PolicyPodGroupGPUs, PolicyPodTolerations} {
+	for _, policy := range []string{PolicyPodGroupQueue, PolicyPodGroupGPUs, PolicyPodTolerations, PolicyPodPlacement} {
 		objs = append(objs, s.binding(policy))
+	}
+	if s.MutatingAdmission {
+		objs = append(objs, s.placementBinding())
 	}
 	return objs
 }
@@ -69,18 +72,28 @@ func (s *Tenant) binding(policy string) *admissionregistrationv1.ValidatingAdmis
 		},
 		ObjectMeta: metav1.ObjectMeta{Name: policy + "." + s.Namespace, Labels: s.labels()},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName: policy,
-			ParamRef: &admissionregistrationv1.ParamRef{
-				Name:                    ParamsName,
-				Namespace:               s.Namespace,
-				ParameterNotFoundAction: ptr(admissionregistrationv1.DenyAction),
-			},
-			MatchResources: &admissionregistrationv1.MatchResources{
-				NamespaceSelector: &metav1.LabelSelector{
-					MatchLabels: map[string]string{corev1.LabelMetadataName: s.Namespace},
-				},
-			},
+			PolicyName:        policy,
+			ParamRef:          s.paramRef(),
+			MatchResources:    s.matchNamespace(),
 			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+}
+
+// paramRef refers a binding to the tenant's parameters ConfigMap.
+func (s *Tenant) paramRef() *admissionregistrationv1.ParamRef {
+	return &admissionregistrationv1.ParamRef{
+		Name:                    ParamsName,
+		Namespace:               s.Namespace,
+		ParameterNotFoundAction: ptr(admissionregistrationv1.DenyAction),
+	}
+}
+
+// matchNamespace limits a binding to the tenant namespace.
+func (s *Tenant) matchNamespace() *admissionregistrationv1.MatchResources {
+	return &admissionregistrationv1.MatchResources{
+		NamespaceSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{corev1.LabelMetadataName: s.Namespace},
 		},
 	}
 }
@@ -140,9 +153,11 @@ func policies(p *schema.Platform) []*admissionregistrationv1.ValidatingAdmission
 }
 
 func policy(name string, rules []admissionregistrationv1.NamedRuleWithOperations, conditions []admissionregistrationv1.MatchCondition,
-	variables []admissionregistrationv1.Variable, validation admissionregistrationv1.Validation,
+	variables []admissionregistrationv1.Variable, validations ...admissionregistrationv1.Validation,
 ) *admissionregistrationv1.ValidatingAdmissionPolicy {
-	validation.Reason = ptr(metav1.StatusReasonForbidden)
+	for i := range validations {
+		validations[i].Reason = ptr(metav1.StatusReasonForbidden)
+	}
 	return &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta: metav1.TypeMeta{
 			APIVersion: admissionregistrationv1.SchemeGroupVersion.String(),
@@ -154,7 +169,7 @@ func policy(name string, rules []admissionregistrationv1.NamedRuleWithOperations
 			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: rules},
 			MatchConditions:  conditions,
 			Variables:        variables,
-			Validations:      []admissionregistrationv1.Validation{validation},
+			Validations:      validations,
 			FailurePolicy:    ptr(admissionregistrationv1.Fail),
 		},
 	}

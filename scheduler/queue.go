@@ -9,8 +9,9 @@ import (
 )
 
 // Queue is the tenant's Volcano queue. The cluster-scoped Queue is named QueueName and caps
-// the tenant at its quota. Its node-group affinity, when the tenant has node groups,
-// keeps its pods on those groups (Volcano's nodegroup plugin enforces it).
+// the tenant at its quota. It carries no node-group affinity: the placement policies
+// (PolicyPodPlacement) confine the tenant's pods by node affinity instead, which every
+// scheduler honours, and Volcano 1.12's nodegroup plugin would strand other queues.
 func (s *Tenant) Queue() *schedulingv1beta1.Queue {
 	q := &schedulingv1beta1.Queue{
 		TypeMeta: metav1.TypeMeta{
@@ -27,13 +28,6 @@ func (s *Tenant) Queue() *schedulingv1beta1.Queue {
 			Priority:    s.Priority,
 			Parent:      s.Parent,
 		},
-	}
-	if len(s.NodeGroups) > 0 {
-		q.Spec.Affinity = &schedulingv1beta1.Affinity{
-			NodeGroupAffinity: &schedulingv1beta1.NodeGroupAffinity{
-				RequiredDuringSchedulingIgnoredDuringExecution: append([]string(nil), s.NodeGroups...),
-			},
-		}
 	}
 	return q
 }

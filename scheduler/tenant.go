@@ -32,14 +32,12 @@ type Tenant struct {
 	Gang bool
 	// Pools are the GPU pools the tenant may use, in the platform's order.
 	Pools []schema.GPUPool
-	// NodeGroups are the node groups the queue's pods may run on: those of Pools, then the
-	// platform's shared node groups. Empty means the queue carries no affinity.
-	NodeGroups []string
-	// Tolerations tolerate the taints of the allowed dedicated (tainted) pools.
+	// Tolerations tolerate the taints of the allowed dedicated (tainted) pools. The
+	// placement policy adds them to the tenant's GPU pods.
 	Tolerations []corev1.Toleration
-	// EnforceTolerations are Tolerations in the form of vcluster's
-	// sync.toHost.pods.enforceTolerations: key=value:Effect, or key:Effect without a value.
-	EnforceTolerations []string
+	// MutatingAdmission says whether the host serves MutatingAdmissionPolicy, so that the
+	// tenant binds the mutating placement policy (PolicyPodPlacement).
+	MutatingAdmission bool
 	// MaxGPUsPerJob caps the GPUs, of all GPUResources together, that one PodGroup asks for.
 	MaxGPUsPerJob int64
 	// GPUResources are the extended resources counted as GPUs: the platform's GPU resource,
@@ -91,17 +89,11 @@ func ForTenant(p *schema.Platform, t *schema.Tenant) *Tenant {
 	}
 
 	for _, pool := range s.Pools {
-		s.NodeGroups = appendNew(s.NodeGroups, pool.NodeGroup)
-		if pool.Taint == nil {
-			continue
+		if pool.Taint != nil {
+			s.Tolerations = append(s.Tolerations, toleration(*pool.Taint))
 		}
-		tol := toleration(*pool.Taint)
-		s.Tolerations = append(s.Tolerations, tol)
-		s.EnforceTolerations = append(s.EnforceTolerations, enforceToleration(tol))
 	}
-	for _, group := range p.Spec.Scheduler.SharedNodeGroups {
-		s.NodeGroups = appendNew(s.NodeGroups, group)
-	}
+	s.MutatingAdmission = MutatingAdmission(p)
 	return s
 }
 
@@ -143,8 +135,7 @@ func platformGPUResources(p *schema.Platform) []string {
 	return resources
 }
 
-// toleration tolerates taint the way vcluster's enforceTolerations spells it: Equal with a
-// value, Exists without one.
+// toleration tolerates taint: Equal with a value, Exists without one.
 func toleration(taint schema.Taint) corev1.Toleration {
 	tol := corev1.Toleration{Key: taint.Key, Operator: corev1.TolerationOpEqual, Value: taint.Value, Effect: corev1.TaintEffect(taint.Effect)}
 	if taint.Value == "" {

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	vctoleration "github.com/loft-sh/vcluster/pkg/util/toleration"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -36,11 +35,10 @@ func TestForTenant(t *testing.T) {
 				Name: "h100", NodeGroup: "h100", Product: "NVIDIA-H100-80GB-HBM3", GPUs: new(int64(16)),
 				Taint: &schema.Taint{Key: "raas.dev/gpu-pool", Value: "h100", Effect: "NoSchedule"},
 			}},
-			NodeGroups:         []string{"h100", "cpu"},
-			Tolerations:        []corev1.Toleration{{Key: "raas.dev/gpu-pool", Operator: corev1.TolerationOpEqual, Value: "h100", Effect: corev1.TaintEffectNoSchedule}},
-			EnforceTolerations: []string{"raas.dev/gpu-pool=h100:NoSchedule"},
-			MaxGPUsPerJob:      8,
-			GPUResources:       []string{"nvidia.com/gpu"},
+			Tolerations:       []corev1.Toleration{{Key: "raas.dev/gpu-pool", Operator: corev1.TolerationOpEqual, Value: "h100", Effect: corev1.TaintEffectNoSchedule}},
+			MutatingAdmission: true,
+			MaxGPUsPerJob:     8,
+			GPUResources:      []string{"nvidia.com/gpu"},
 		}
 		if diff := cmp.Diff(want, s); diff != "" {
 			t.Errorf("ForTenant (-want +got):\n%s", diff)
@@ -57,11 +55,11 @@ func TestForTenant(t *testing.T) {
 				t.Errorf("capability %s = %s, want the GPU quota 3", r, &q)
 			}
 		}
-		if len(s.Tolerations) != 0 || len(s.EnforceTolerations) != 0 {
+		if len(s.Tolerations) != 0 {
 			t.Errorf("a shared pool needs no tolerations, got %v", s.Tolerations)
 		}
 	})
-	t.Run("gives a CPU-only tenant no GPUs, no guarantee and only the shared node groups", func(t *testing.T) {
+	t.Run("gives a CPU-only tenant no GPUs, no guarantee and a queue without node-group affinity", func(t *testing.T) {
 		s := forTenant(t, "../examples", "data-sandbox")
 		want := corev1.ResourceList{"cpu": resource.MustParse("8"), "memory": resource.MustParse("32Gi")}
 		if diff := cmp.Diff(want, s.Capability); diff != "" {
@@ -70,14 +68,11 @@ func TestForTenant(t *testing.T) {
 		if s.Guarantee != nil || s.Deserved != nil || s.Pools != nil || s.Gang || s.MaxGPUsPerJob != 0 {
 			t.Errorf("want no guarantee, pools, gang or GPUs, got %+v", s)
 		}
-		if diff := cmp.Diff([]string{"cpu"}, s.NodeGroups); diff != "" {
-			t.Errorf("NodeGroups (-want +got):\n%s", diff)
-		}
-		if a := s.Queue().Spec.Affinity; a == nil || !cmp.Equal(a.NodeGroupAffinity.RequiredDuringSchedulingIgnoredDuringExecution, []string{"cpu"}) {
-			t.Errorf("queue affinity = %+v, want the cpu node group", a)
+		if a := s.Queue().Spec.Affinity; a != nil {
+			t.Errorf("queue affinity = %+v, want none (Volcano 1.12's nodegroup plugin is not configured)", a)
 		}
 	})
-	t.Run("resolves products to pools and adds the shared node groups", func(t *testing.T) {
+	t.Run("resolves products to pools", func(t *testing.T) {
 		s := forTenant(t, "../testdata/scheduler/hierarchy/input", "llm")
 		var pools []string
 		for _, p := range s.Pools {
@@ -86,29 +81,9 @@ func TestForTenant(t *testing.T) {
 		if diff := cmp.Diff([]string{"a100", "l4"}, pools); diff != "" {
 			t.Errorf("pools (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff([]string{"a100-sxm", "l4", "cpu"}, s.NodeGroups); diff != "" {
-			t.Errorf("node groups (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff([]string{"raas.dev/a100:NoExecute"}, s.EnforceTolerations); diff != "" {
+		want := []corev1.Toleration{{Key: "raas.dev/a100", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+		if diff := cmp.Diff(want, s.Tolerations); diff != "" {
 			t.Errorf("a taint without a value is tolerated by key (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("spells tolerations the way vcluster parses them", func(t *testing.T) {
-		for _, s := range []*scheduler.Tenant{
-			forTenant(t, "../examples", "ml-team-alpha"),
-			forTenant(t, "../testdata/scheduler/hierarchy/input", "llm"),
-		} {
-			var parsed []corev1.Toleration
-			for _, e := range s.EnforceTolerations {
-				tol, err := vctoleration.ParseToleration(e)
-				if err != nil {
-					t.Fatalf("%s: %v", e, err)
-				}
-				parsed = append(parsed, tol)
-			}
-			if diff := cmp.Diff(s.Tolerations, parsed); diff != "" {
-				t.Errorf("%s: Tolerations (-) and vcluster's reading of EnforceTolerations (+):\n%s", s.Name, diff)
-			}
 		}
 	})
 	t.Run("sets no deserved share under the proportion plugin", func(t *testing.T) {

@@ -268,6 +268,10 @@ type GPUPlatform struct {
 	Pools []GPUPool `json:"pools,omitempty"`
 	// Sharing lists the GPU sharing modes tenants may pick.
 	Sharing []GPUSharing `json:"sharing,omitempty"`
+	// CPUPodsOnPools lets a tenant's pods that request no GPU (Ray heads, CPU workers) run
+	// on the tenant's own GPU pools too. By default they run only on the scheduler's
+	// sharedNodeGroups or, when none are declared, on nodes of no GPU pool.
+	CPUPodsOnPools bool `json:"cpuPodsOnPools,omitempty"`
 }
 
 // GPUPool is a group of GPU nodes.
@@ -325,10 +329,10 @@ type SchedulerConfig struct {
 	Reclaim *bool `json:"reclaim,omitempty"`
 	// BinpackGPUWeight weighs nvidia.com/gpu in the binpack plugin. Defaults to 10.
 	BinpackGPUWeight *int32 `json:"binpackGPUWeight,omitempty"`
-	// SharedNodeGroups are node groups (volcano.sh/nodegroup-name values) that every
-	// tenant's queue may use besides its GPU pools, such as the CPU nodes where Ray heads
-	// run. Volcano v1.12's nodegroup plugin places a queue's pods only on nodes of the
-	// groups its affinity names, and places queues without affinity nowhere.
+	// SharedNodeGroups are node groups (volcano.sh/nodegroup-name values) where every
+	// tenant's pods that request no GPU run, such as the CPU nodes for Ray heads. raas
+	// confines each pod by node affinity: GPU pods to the tenant's pools, other pods to
+	// these groups.
 	SharedNodeGroups []string `json:"sharedNodeGroups,omitempty"`
 	// Queues are parent queues for hierarchical queues, such as an organisation above
 	// several teams. A tenant joins one with spec.scheduling.parent. Needs Hierarchy.

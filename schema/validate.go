@@ -347,6 +347,7 @@ func schedulerGPUPolicy(c *checker, p *Platform) {
 		}
 		taints[*pool.Taint] = pool.Name
 	}
+	podPlacement(c, p)
 	seen = map[string]bool{}
 	for i, name := range s.Scheduler.ExtraPlugins {
 		f := fmt.Sprintf("spec.scheduler.extraPlugins[%d]", i)
@@ -355,11 +356,58 @@ func schedulerGPUPolicy(c *checker, p *Platform) {
 			c.errorf(f, "%q is not a Volcano scheduler plugin; known: %s", name, strings.Join(VolcanoPlugins, ", "))
 		case slices.Contains(schedulerPlugins, name):
 			c.errorf(f, "%q is a queue plugin; choose it with spec.scheduler.plugin (capacity and proportion exclude each other)", name)
+		case name == "nodegroup":
+			c.errorf(f, "raas places pods by node affinity, not by queue node-group affinity; "+
+				"Volcano 1.12's nodegroup plugin would place the pods of every queue without affinity, such as default, on no node")
 		case seen[name]:
 			c.errorf(f, "%q is listed twice", name)
 		}
 		seen[name] = true
 	}
+}
+
+// MinHostKubernetesForPlacement is the first host Kubernetes version that serves
+// MutatingAdmissionPolicy (admissionregistration.k8s.io/v1) by default. raas needs it to
+// give every tenant pod its queue, node affinity and pool tolerations.
+const MinHostKubernetesForPlacement = "v1.36.0"
+
+// NeedsPlacement reports whether the platform confines pods to node groups: it declares
+// GPU pools or shared node groups.
+func (p *Platform) NeedsPlacement() bool {
+	return len(p.Spec.GPU.Pools) > 0 || len(p.Spec.Scheduler.SharedNodeGroups) > 0
+}
+
+// podPlacement refuses platform configs under which raas cannot confine each tenant's pods
+// to its pools: a node group that belongs to two pools, or to a pool and the shared groups,
+// would let a pod through to nodes it may not use; and a host without
+// MutatingAdmissionPolicy cannot be given the node affinity at all.
+func podPlacement(c *checker, p *Platform) {
+	s := &p.Spec
+	owner := map[string]string{}
+	for i, pool := range s.GPU.Pools {
+		if other, dup := owner[pool.NodeGroup]; dup {
+			c.errorf(fmt.Sprintf("spec.gpu.pools[%d].nodeGroup", i),
+				"pools %q and %q share node group %q; a tenant allowed on one would run on the nodes of both", other, pool.Name, pool.NodeGroup)
+		}
+		owner[pool.NodeGroup] = pool.Name
+	}
+	for i, g := range s.Scheduler.SharedNodeGroups {
+		if pool, dup := owner[g]; dup {
+			c.errorf(fmt.Sprintf("spec.scheduler.sharedNodeGroups[%d]", i),
+				"node group %q is GPU pool %q; every tenant's pods that request no GPU would run on that pool", g, pool)
+		}
+	}
+	if !p.NeedsPlacement() {
+		return
+	}
+	host, err := utilversion.ParseSemantic(s.HostKubernetes)
+	if err != nil || host.AtLeast(utilversion.MustParseSemantic(MinHostKubernetesForPlacement)) {
+		return
+	}
+	c.errorf("spec.hostKubernetes", "host Kubernetes %s does not serve MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, on by default from %s), "+
+		"which raas needs to keep each tenant's pods on its own queue, GPU pools and node groups; "+
+		"set spec.hostKubernetes to the host's version if it is %s or later, or declare no gpu.pools and scheduler.sharedNodeGroups",
+		s.HostKubernetes, MinHostKubernetesForPlacement, MinHostKubernetesForPlacement)
 }
 
 // products lists the GPU products of the platform's pools, each once, in declaration order.
