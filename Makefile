@@ -21,7 +21,7 @@ catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volca
 
 test: controlplane catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 
 run: controlplane catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
