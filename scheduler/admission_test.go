@@ -16,7 +16,6 @@ import (
 
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/scheduler"
-	"github.com/raas-dev/raas/schema"
 )
 
 // enforceTimeout bounds the wait for a new policy or binding to take effect: the API
@@ -27,14 +26,7 @@ const enforceTimeout = 30 * time.Second
 // the API server enforces the policies: what breaks a rule is denied, with a message that
 // says what is allowed, and the same objects within the rules are admitted.
 func TestAdmission(t *testing.T) {
-	repo := load(t, "../examples")
-	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
-	cfg, recorded := testenv.RecordWarnings(host.Config)
-	cl, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenants := applyExamples(t, cl, repo)
+	cl, recorded, tenants := startExamples(t)
 	alpha, vision, sandbox := tenants["ml-team-alpha"], tenants["vision-team"], tenants["data-sandbox"]
 	if w := recorded.Take(); len(w) > 0 {
 		t.Errorf("the API server warned:\n%s", strings.Join(w, "\n"))
@@ -131,10 +123,18 @@ func TestAdmission(t *testing.T) {
 	})
 }
 
-// applyExamples applies the scheduler side of the examples to a fresh host, as raas
-// renders it, with the namespaces the renderer writes, and returns the tenants by name.
-func applyExamples(t *testing.T, cl client.Client, repo *schema.Repo) map[string]*scheduler.Tenant {
+// startExamples starts a host and applies the scheduler side of the examples to it, as
+// raas renders it, with the namespaces the renderer writes. It returns a client whose
+// warnings are recorded, and the tenants by name.
+func startExamples(t *testing.T) (client.Client, *testenv.Warnings, map[string]*scheduler.Tenant) {
 	t.Helper()
+	repo := load(t, "../examples")
+	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
+	cfg, recorded := testenv.RecordWarnings(host.Config)
+	cl, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
 	begin := time.Now()
 	tenants := map[string]*scheduler.Tenant{}
 	for _, tenant := range repo.Tenants {
@@ -163,7 +163,7 @@ func applyExamples(t *testing.T, cl client.Client, repo *schema.Repo) map[string
 		apply(t, cl, obj)
 	}
 	t.Logf("applied %d objects in %s", len(objs), time.Since(begin).Round(time.Millisecond))
-	return tenants
+	return cl, recorded, tenants
 }
 
 // apply applies obj server-side, as raas does, and fails the test on any error.

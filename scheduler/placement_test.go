@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/scheduler"
 )
 
@@ -22,14 +21,7 @@ import (
 // affinity and its tolerations. Which node a pod then lands on is the schedulers' work;
 // no scheduler runs here (the issue note records the check against the real Volcano).
 func TestPlacement(t *testing.T) {
-	repo := load(t, "../examples")
-	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
-	cfg, recorded := testenv.RecordWarnings(host.Config)
-	cl, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenants := applyExamples(t, cl, repo)
+	cl, recorded, tenants := startExamples(t)
 	alpha, vision, sandbox := tenants["ml-team-alpha"], tenants["vision-team"], tenants["data-sandbox"]
 	create(t, cl, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}})
 	create(t, cl, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "other"}})
@@ -236,12 +228,8 @@ func checkTolerations(t *testing.T, p *corev1.Pod, want []corev1.Toleration) {
 // shared node groups every pod that asks for no GPU keeps off the pools of others.
 func TestPlacementCPUPodsOnPools(t *testing.T) {
 	repo := load(t, "../examples")
-	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
-	cl, err := client.New(host.Config, client.Options{Scheme: testenv.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alpha := applyExamples(t, cl, repo)["ml-team-alpha"]
+	cl, _, tenants := startExamples(t)
+	alpha := tenants["ml-team-alpha"]
 	waitMutated(t, cl, synced(alpha.Namespace, "probe", nil))
 	onGroups := func(op corev1.NodeSelectorOperator, groups ...string) [][]corev1.NodeSelectorRequirement {
 		return [][]corev1.NodeSelectorRequirement{{{Key: scheduler.LabelNodeGroupName, Operator: op, Values: groups}}}
