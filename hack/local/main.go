@@ -151,9 +151,9 @@ Change a tenant: edit %s/tenants/*.yaml and commit (git -C %s commit -am "...");
 	return nil
 }
 
-// waitReady polls url until it answers 200, the process exits, or two minutes pass.
+// waitReady polls url until it answers 200, the process exits, or five minutes pass (a first pass on a busy 2-core machine has taken almost three).
 func waitReady(ctx context.Context, url string, exited <-chan error) error {
-	deadline := time.After(2 * time.Minute)
+	deadline := time.After(5 * time.Minute)
 	for {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
@@ -165,7 +165,7 @@ func waitReady(ctx context.Context, url string, exited <-chan error) error {
 		case err := <-exited:
 			return fmt.Errorf("raas reconcile exited: %v", err)
 		case <-deadline:
-			return errors.New("raas reconcile did not finish its first pass within two minutes")
+			return errors.New("raas reconcile did not finish its first pass within five minutes")
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(300 * time.Millisecond):
