@@ -105,12 +105,16 @@ func (r *Reconciler) applyObjects(ctx context.Context, p *pass, lv *level, tenan
 	return outs
 }
 
-// notAttempted reports an object left alone; its inventory entry stays as it was.
+// notAttempted reports an object left alone; its inventory entry stays as it was. One that
+// was never applied stays as recordPending put it, with no digest: dropping it would
+// make every pass write it into the inventory again before applying, and out after.
 func notAttempted(target render.Target, tenant string, o *render.Object, prev map[entryKey]objectEntry, reason string) outcome {
 	ref := refOf(o.Unstructured)
 	out := outcome{entry: Entry{Tenant: tenant, Target: target, Ref: ref, APIVersion: o.GetAPIVersion(), Action: Skipped, Reason: reason}}
 	if old, ok := prev[entryKey{target, ref}]; ok {
 		out.record = &old
+	} else {
+		out.record = &objectEntry{Target: target, APIVersion: o.GetAPIVersion(), Ref: ref}
 	}
 	return out
 }
@@ -177,6 +181,15 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 			exists = true
 		case !apierrors.IsNotFound(err):
 			return failed(errorReason(err))
+		case tenant == "" && ref.Namespace != "":
+			// A platform object outside raas's namespaces: see whether its namespace
+			// exists before trying a write that would fail.
+			ns := &metav1.PartialObjectMetadata{}
+			ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+			err := lv.client.Get(ctx, client.ObjectKey{Name: ref.Namespace}, ns)
+			if apierrors.IsNotFound(err) {
+				return skipMissingNamespace(e, ref.Namespace, failed)
+			}
 		}
 	}
 	if exists || p.dryRun {
@@ -251,11 +264,20 @@ func readOnlyDiff(e Entry, had bool, old objectEntry, digest string, exists bool
 // Helm release would then refuse to adopt the namespace's ConfigMap.
 func (r *Reconciler) applyFailed(e Entry, err error, failed func(string) outcome) outcome {
 	if ns, ok := missingNamespace(err); ok && e.Tenant == "" {
-		e.Action = Skipped
-		e.Reason = fmt.Sprintf("namespace %s does not exist: install Volcano first; raas does not create namespaces it does not own", ns)
-		return outcome{entry: e}
+		return skipMissingNamespace(e, ns, failed)
 	}
 	return failed(errorReason(err))
+}
+
+// skipMissingNamespace skips a platform object whose namespace does not exist. Its
+// inventory record stays as for a failure (recorded, not known applied), so that a pass
+// in which nothing changed writes no inventory.
+func skipMissingNamespace(e Entry, ns string, failed func(string) outcome) outcome {
+	out := failed("")
+	out.entry = e
+	out.entry.Action = Skipped
+	out.entry.Reason = fmt.Sprintf("namespace %s does not exist: install Volcano first; raas does not create namespaces it does not own", ns)
+	return out
 }
 
 // waitDefinitions waits until the namespaces and CRDs that the pass created or changed are
