@@ -373,6 +373,9 @@ func (r *Reconciler) reconcilePlatform(ctx context.Context, p *pass) ([]Entry, e
 		// The platform failed to render: its objects stay as they are.
 		return r.keepObjects(old, "", "the platform objects failed to render; left as last applied"), nil
 	}
+	if err := checkSize(prospective(old, inv, &render.Output{Host: objs})); err != nil {
+		return r.keepObjects(old, "", "not applied: "+err.Error()), err
+	}
 	if !p.dryRun {
 		if err := r.recordPending(ctx, old, inv, map[render.Target][]*render.Object{render.Host: objs}); err != nil {
 			return nil, err
@@ -497,6 +500,9 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 		st.Health, st.Reason = HealthFailed, err.Error()
 		return tenantRun{status: st, entries: r.keepObjects(old, name, "not applied: "+err.Error())}
 	}
+	if err := checkSize(prospective(old, inv, out)); err != nil {
+		return fail(err)
+	}
 	if !p.dryRun {
 		err := r.recordPending(ctx, old, inv, map[render.Target][]*render.Object{render.Host: out.Host, render.Virtual: out.Virtual})
 		if err != nil {
@@ -531,6 +537,10 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 			}
 			break
 		}
+		if old != nil && old.damaged != "" {
+			rebuildVirtual(old, idx)
+			prev = old.byKey()
+		}
 		virt = &level{target: render.Virtual, client: vc.client, mgr: vc.mgr, idx: idx}
 		virtOuts = r.applyObjects(ctx, p, virt, name, out.Virtual, prev)
 	}
@@ -563,6 +573,29 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	}
 	st.Health, st.Reason = r.health(p, out, hostOuts, virtOuts, vcErr, virt)
 	return tenantRun{status: st, entries: entries}
+}
+
+// prospective is the inventory a tenant would have after a pass: every rendered object,
+// and the old inventory's others, still to prune.
+func prospective(old, inv *inventory, out *render.Output) *inventory {
+	next := *inv
+	next.Objects = nil
+	rendered := map[entryKey]bool{}
+	for target, objs := range map[render.Target][]*render.Object{render.Host: out.Host, render.Virtual: out.Virtual} {
+		for _, o := range objs {
+			e := objectEntry{Target: target, APIVersion: o.GetAPIVersion(), Ref: refOf(o.Unstructured)}
+			rendered[e.key()] = true
+			next.Objects = append(next.Objects, e)
+		}
+	}
+	if old != nil {
+		for _, e := range old.Objects {
+			if !rendered[e.key()] {
+				next.Objects = append(next.Objects, e)
+			}
+		}
+	}
+	return &next
 }
 
 // asleepHealth is the health of an expired sandbox: Asleep, unless putting it to sleep
