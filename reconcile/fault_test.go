@@ -123,4 +123,3 @@ func TestSilentVCluster(t *testing.T) {
 		}
 	})
 }
-
