@@ -1,13 +1,19 @@
 package reconcile_test
 
 import (
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -122,4 +128,114 @@ func TestSilentVCluster(t *testing.T) {
 			t.Errorf("the pass took %s, more than %s", elapsed.Round(time.Millisecond), limit)
 		}
 	})
+}
+
+// overloadProxy sits in front of a real API server and answers every fourth request
+// itself, in turn 429 Too Many Requests and 503 Service Unavailable, both with
+// Retry-After: 1, as an overloaded API server does (API Priority and Fairness, or a
+// restarting server behind a load balancer).
+type overloadProxy struct {
+	mu       sync.Mutex
+	n        int
+	injected map[string]time.Time // method and URI of the refused requests, when refused
+	gaps     []time.Duration      // from each refusal to the same request's next try
+	statuses map[int]int
+}
+
+func newOverloadProxy(t *testing.T, upstream *rest.Config) (*overloadProxy, *rest.Config) {
+	t.Helper()
+	target, err := url.Parse(upstream.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport, err := rest.TransportFor(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &overloadProxy{injected: map[string]time.Time{}, statuses: map[int]int{}}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		Transport: transport,
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if code := p.refuse(req); code != 0 {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			reason := map[int]string{http.StatusTooManyRequests: "TooManyRequests", http.StatusServiceUnavailable: "ServiceUnavailable"}[code]
+			fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"overloaded","reason":%q,"code":%d}`, reason, code)
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Logf("overload proxy: %d requests, refused %v", p.n, p.statuses)
+	})
+	return p, &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+}
+
+func (p *overloadProxy) refuse(req *http.Request) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := req.Method + " " + req.URL.RequestURI()
+	if at, ok := p.injected[key]; ok {
+		p.gaps = append(p.gaps, time.Since(at))
+		delete(p.injected, key)
+		return 0 // the retry goes through
+	}
+	p.n++
+	if p.n%4 != 1 {
+		return 0
+	}
+	code := http.StatusTooManyRequests
+	if (p.n/4)%2 == 1 {
+		code = http.StatusServiceUnavailable
+	}
+	p.injected[key] = time.Now()
+	p.statuses[code]++
+	return code
+}
+
+// TestOverloadedAPIServer runs passes through an API server that refuses one request in
+// four with 429 or 503 and Retry-After: the pass converges, every refused request is
+// tried again no sooner than it was told, and the next pass finds nothing to do.
+func TestOverloadedAPIServer(t *testing.T) {
+	host := testenv.Shared(t)
+	const prefix = "busy-"
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	p, cfg := newOverloadProxy(t, host.Config)
+	_, _, opts := newReconciler(t, host, 100*time.Millisecond)
+	opts.WrapTransport = nil
+	r, err := reconcile.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := apply(t, r, res)
+	if first.Count()[reconcile.Created] == 0 {
+		t.Fatalf("the first pass created nothing: %s", first.Summary())
+	}
+	second := apply(t, r, res)
+	if second.Changed() {
+		t.Errorf("the second pass changed things: %s", second.Summary())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.statuses[http.StatusTooManyRequests] == 0 || p.statuses[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("refused %v; want both 429 and 503", p.statuses)
+	}
+	if len(p.gaps) == 0 {
+		t.Fatal("no refused request was tried again")
+	}
+	for _, gap := range p.gaps {
+		if gap < 900*time.Millisecond {
+			t.Errorf("a refused request came back after %s, before its Retry-After of 1s", gap.Round(time.Millisecond))
+		}
+	}
 }
