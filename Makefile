@@ -4,6 +4,8 @@ include hack/tools.mk
 .DEFAULT_GOAL := help
 GO ?= go
 PKGS := ./...
+# Tests run real API servers; on 2 busy cores a package takes longer than go test's 10m default.
+TEST_TIMEOUT ?= 30m
 
 .PHONY: help build test run bench fuzz golden generate lint catalog clean
 
@@ -21,7 +23,7 @@ catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volca
 
 test: controlplane catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 run: controlplane catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
