@@ -35,12 +35,15 @@ type liveIndex struct {
 type owner struct {
 	apiVersion, tenant string
 	retained           bool
+	// deleting is set once the object's deletion has begun.
+	deleting bool
 }
 
 func (x *liveIndex) add(ref Ref, apiVersion string, m metav1.Object) {
 	x.versions[ref] = m.GetResourceVersion()
 	_, retained := m.GetAnnotations()[AnnotationRetained]
-	x.owners[ref] = owner{apiVersion: apiVersion, tenant: m.GetLabels()[raasschema.LabelTenant], retained: retained}
+	x.owners[ref] = owner{apiVersion: apiVersion, tenant: m.GetLabels()[raasschema.LabelTenant], retained: retained,
+		deleting: m.GetDeletionTimestamp() != nil}
 }
 
 // healthKinds are listed in full rather than as metadata: their status is the health.

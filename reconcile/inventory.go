@@ -231,7 +231,10 @@ func (r *Reconciler) rebuildInventories(p *pass) {
 	tenantObjs := map[string][]objectEntry{}
 	var platformObjs []objectEntry
 	for ref, o := range p.hostIdx.owners {
-		if o.retained || ref.Namespace == r.opts.InventoryNamespace ||
+		// What is being deleted (a pruned tenant's namespace, and what is left in it) was
+		// raas's and is going: no inventory needs it back.
+		nsDeleting := p.hostIdx.owners[Ref{Kind: "Namespace", Name: ref.Namespace}].deleting
+		if o.retained || o.deleting || nsDeleting || ref.Namespace == r.opts.InventoryNamespace ||
 			(ref.Group == "" && ref.Kind == "Namespace" && ref.Name == r.opts.InventoryNamespace) {
 			continue
 		}
