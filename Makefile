@@ -4,8 +4,10 @@ include hack/tools.mk
 .DEFAULT_GOAL := help
 GO ?= go
 PKGS := ./...
+# Tests run real API servers; on 2 busy cores a package takes longer than go test's 10m default.
+TEST_TIMEOUT ?= 30m
 
-.PHONY: help build test run bench golden generate lint catalog clean
+.PHONY: help build test run bench fuzz golden generate lint catalog clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_/-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -21,13 +23,25 @@ catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volca
 
 test: controlplane catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 run: controlplane catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
 
 bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+FUZZTIME ?= 30s
+
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s), one after the other
+	@set -e; for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' $(PKGS)); do \
+		for target in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]+' $$pkg/*_test.go | sed 's/^func //'); do \
+			echo "== $$target ($$pkg) for $(FUZZTIME)"; \
+			start=$$(date +%s); \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+			echo "== $$target: no failure in $(FUZZTIME) of fuzzing ($$(( $$(date +%s) - start ))s with the build)"; \
+		done; \
+	done
 
 golden: catalog ## Rewrite the golden files under testdata/ after an intended change
 	$(GO) test ./render ./scheduler ./reconcile -run 'Golden|Markdown' -update

@@ -105,12 +105,16 @@ func (r *Reconciler) applyObjects(ctx context.Context, p *pass, lv *level, tenan
 	return outs
 }
 
-// notAttempted reports an object left alone; its inventory entry stays as it was.
+// notAttempted reports an object left alone; its inventory entry stays as it was. One that
+// was never applied stays as recordPending put it, with no digest: dropping it would
+// make every pass write it into the inventory again before applying, and out after.
 func notAttempted(target render.Target, tenant string, o *render.Object, prev map[entryKey]objectEntry, reason string) outcome {
 	ref := refOf(o.Unstructured)
 	out := outcome{entry: Entry{Tenant: tenant, Target: target, Ref: ref, APIVersion: o.GetAPIVersion(), Action: Skipped, Reason: reason}}
 	if old, ok := prev[entryKey{target, ref}]; ok {
 		out.record = &old
+	} else {
+		out.record = &objectEntry{Target: target, APIVersion: o.GetAPIVersion(), Ref: ref}
 	}
 	return out
 }
@@ -177,6 +181,15 @@ func (r *Reconciler) applyObject(ctx context.Context, p *pass, lv *level, tenant
 			exists = true
 		case !apierrors.IsNotFound(err):
 			return failed(errorReason(err))
+		case tenant == "" && ref.Namespace != "":
+			// A platform object outside raas's namespaces: see whether its namespace
+			// exists before trying a write that would fail.
+			ns := &metav1.PartialObjectMetadata{}
+			ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+			err := lv.client.Get(ctx, client.ObjectKey{Name: ref.Namespace}, ns)
+			if apierrors.IsNotFound(err) {
+				return skipMissingNamespace(e, ref.Namespace, failed)
+			}
 		}
 	}
 	if exists || p.dryRun {
@@ -251,11 +264,20 @@ func readOnlyDiff(e Entry, had bool, old objectEntry, digest string, exists bool
 // Helm release would then refuse to adopt the namespace's ConfigMap.
 func (r *Reconciler) applyFailed(e Entry, err error, failed func(string) outcome) outcome {
 	if ns, ok := missingNamespace(err); ok && e.Tenant == "" {
-		e.Action = Skipped
-		e.Reason = fmt.Sprintf("namespace %s does not exist: install Volcano first; raas does not create namespaces it does not own", ns)
-		return outcome{entry: e}
+		return skipMissingNamespace(e, ns, failed)
 	}
 	return failed(errorReason(err))
+}
+
+// skipMissingNamespace skips a platform object whose namespace does not exist. Its
+// inventory record stays as for a failure (recorded, not known applied), so that a pass
+// in which nothing changed writes no inventory.
+func skipMissingNamespace(e Entry, ns string, failed func(string) outcome) outcome {
+	out := failed("")
+	out.entry = e
+	out.entry.Action = Skipped
+	out.entry.Reason = fmt.Sprintf("namespace %s does not exist: install Volcano first; raas does not create namespaces it does not own", ns)
+	return out
 }
 
 // waitDefinitions waits until the namespaces and CRDs that the pass created or changed are
@@ -350,6 +372,9 @@ func (r *Reconciler) reconcilePlatform(ctx context.Context, p *pass) ([]Entry, e
 	if objs == nil {
 		// The platform failed to render: its objects stay as they are.
 		return r.keepObjects(old, "", "the platform objects failed to render; left as last applied"), nil
+	}
+	if err := checkSize(prospective(old, inv, &render.Output{Host: objs})); err != nil {
+		return r.keepObjects(old, "", "not applied: "+err.Error()), err
 	}
 	if !p.dryRun {
 		if err := r.recordPending(ctx, old, inv, map[render.Target][]*render.Object{render.Host: objs}); err != nil {
@@ -475,6 +500,9 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 		st.Health, st.Reason = HealthFailed, err.Error()
 		return tenantRun{status: st, entries: r.keepObjects(old, name, "not applied: "+err.Error())}
 	}
+	if err := checkSize(prospective(old, inv, out)); err != nil {
+		return fail(err)
+	}
 	if !p.dryRun {
 		err := r.recordPending(ctx, old, inv, map[render.Target][]*render.Object{render.Host: out.Host, render.Virtual: out.Virtual})
 		if err != nil {
@@ -509,6 +537,10 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 			}
 			break
 		}
+		if old != nil && old.damaged != "" {
+			rebuildVirtual(old, idx)
+			prev = old.byKey()
+		}
 		virt = &level{target: render.Virtual, client: vc.client, mgr: vc.mgr, idx: idx}
 		virtOuts = r.applyObjects(ctx, p, virt, name, out.Virtual, prev)
 	}
@@ -541,6 +573,29 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	}
 	st.Health, st.Reason = r.health(p, out, hostOuts, virtOuts, vcErr, virt)
 	return tenantRun{status: st, entries: entries}
+}
+
+// prospective is the inventory a tenant would have after a pass: every rendered object,
+// and the old inventory's others, still to prune.
+func prospective(old, inv *inventory, out *render.Output) *inventory {
+	next := *inv
+	next.Objects = nil
+	rendered := map[entryKey]bool{}
+	for target, objs := range map[render.Target][]*render.Object{render.Host: out.Host, render.Virtual: out.Virtual} {
+		for _, o := range objs {
+			e := objectEntry{Target: target, APIVersion: o.GetAPIVersion(), Ref: refOf(o.Unstructured)}
+			rendered[e.key()] = true
+			next.Objects = append(next.Objects, e)
+		}
+	}
+	if old != nil {
+		for _, e := range old.Objects {
+			if !rendered[e.key()] {
+				next.Objects = append(next.Objects, e)
+			}
+		}
+	}
+	return &next
 }
 
 // asleepHealth is the health of an expired sandbox: Asleep, unless putting it to sleep

@@ -59,6 +59,9 @@ func TestDiff(t *testing.T) {
 		if !out.Changed() {
 			t.Error("Changed() = false")
 		}
+		if n, want := len(out.Tenants), len(tenantNames(res)); n != want || len(out.Entries) == 0 {
+			t.Fatalf("the diff reports %d tenants and %d entries; want %d tenants and some entries", n, len(out.Entries), want)
+		}
 		for _, e := range out.Entries {
 			if e.Tenant != "" && e.Action != reconcile.Created {
 				t.Errorf("%s, want created", e)
@@ -78,6 +81,15 @@ func TestDiff(t *testing.T) {
 
 	t.Run("shows no host change after apply", func(t *testing.T) {
 		out := diff(t, res)
+		hostEntries := 0
+		for _, e := range out.Entries {
+			if e.Target == render.Host && e.Tenant != "" {
+				hostEntries++
+			}
+		}
+		if hostEntries == 0 {
+			t.Fatalf("the diff has no host entries for any tenant: %d entries in all", len(out.Entries))
+		}
 		for _, e := range out.Entries {
 			want := reconcile.Unchanged
 			if e.Target == render.Virtual {

@@ -26,6 +26,24 @@ const listPageSize = 500
 type liveIndex struct {
 	versions map[Ref]string
 	objects  map[Ref]*unstructured.Unstructured
+	// owners is what a lost inventory is rebuilt from: each object's version, tenant
+	// label and whether it is a retained namespace.
+	owners map[Ref]owner
+}
+
+// owner is what an object's metadata says about who it belongs to.
+type owner struct {
+	apiVersion, tenant string
+	retained           bool
+	// deleting is set once the object's deletion has begun.
+	deleting bool
+}
+
+func (x *liveIndex) add(ref Ref, apiVersion string, m metav1.Object) {
+	x.versions[ref] = m.GetResourceVersion()
+	_, retained := m.GetAnnotations()[AnnotationRetained]
+	x.owners[ref] = owner{apiVersion: apiVersion, tenant: m.GetLabels()[raasschema.LabelTenant], retained: retained,
+		deleting: m.GetDeletionTimestamp() != nil}
 }
 
 // healthKinds are listed in full rather than as metadata: their status is the health.
@@ -71,7 +89,7 @@ func kindsOf(objs ...[]*render.Object) []schema.GroupVersionKind {
 // as managed by raas. A kind the server does not serve yet (its CRD is about to be applied)
 // is left out; its objects then go the slow way, with a dry run.
 func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersionKind) (*liveIndex, error) {
-	x := &liveIndex{versions: map[Ref]string{}, objects: map[Ref]*unstructured.Unstructured{}}
+	x := &liveIndex{versions: map[Ref]string{}, objects: map[Ref]*unstructured.Unstructured{}, owners: map[Ref]owner{}}
 	selector := client.MatchingLabels{raasschema.LabelManagedBy: raasschema.ManagedBy}
 	for _, gvk := range kinds {
 		full := slices.Contains(healthKinds, gvk.GroupKind())
@@ -91,7 +109,7 @@ func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersio
 						o := &list.Items[i]
 						o.SetGroupVersionKind(gvk)
 						ref := refOf(o)
-						x.versions[ref] = o.GetResourceVersion()
+						x.add(ref, gvk.GroupVersion().String(), o)
 						x.objects[ref] = o
 					}
 					next = list.GetContinue()
@@ -103,7 +121,7 @@ func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersio
 					for i := range list.Items {
 						m := &list.Items[i]
 						ref := Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}
-						x.versions[ref] = m.ResourceVersion
+						x.add(ref, gvk.GroupVersion().String(), m)
 					}
 					next = list.Continue
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -52,6 +53,9 @@ type inventory struct {
 
 	// resourceVersion of the ConfigMap, for optimistic concurrency; empty when new.
 	resourceVersion string
+	// damaged says why the stored ConfigMap could not be read; the inventory is then
+	// rebuilt from the live objects.
+	damaged string
 }
 
 // objectEntry is one object in an inventory.
@@ -162,23 +166,158 @@ func (r *Reconciler) loadInventories(ctx context.Context) (*inventories, error) 
 	invs := &inventories{tenants: map[string]*inventory{}}
 	for i := range list.Items {
 		cm := &list.Items[i]
-		inv := &inventory{}
-		if err := yaml.Unmarshal([]byte(cm.Data[inventoryKey]), inv); err != nil {
-			return nil, fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)
-		}
-		inv.resourceVersion = cm.ResourceVersion
+		var tenant string
 		switch {
 		case cm.Name == platformInventory:
-			invs.platform = inv
 		case strings.HasPrefix(cm.Name, tenantInventoryPfx):
-			name := strings.TrimPrefix(cm.Name, tenantInventoryPfx)
-			if inv.Tenant != name {
-				return nil, fmt.Errorf("inventory %s/%s: records tenant %q", cm.Namespace, cm.Name, inv.Tenant)
-			}
-			invs.tenants[name] = inv
+			tenant = strings.TrimPrefix(cm.Name, tenantInventoryPfx)
+		default:
+			continue
+		}
+		inv := &inventory{}
+		err := yaml.Unmarshal([]byte(cm.Data[inventoryKey]), inv)
+		switch {
+		case err != nil:
+			*inv = inventory{damaged: fmt.Sprintf("it does not parse (%v)", err)}
+		case inv.Kind != inventoryKind || inv.APIVersion != schema.APIVersion:
+			*inv = inventory{damaged: fmt.Sprintf("it holds %s %s, not %s %s", inv.APIVersion, inv.Kind, schema.APIVersion, inventoryKind)}
+		case inv.Tenant != tenant:
+			*inv = inventory{damaged: fmt.Sprintf("it records tenant %q", inv.Tenant)}
+		}
+		inv.Tenant = tenant
+		inv.resourceVersion = cm.ResourceVersion
+		if tenant == "" {
+			invs.platform = inv
+		} else {
+			invs.tenants[tenant] = inv
 		}
 	}
 	return invs, nil
+}
+
+// Rebuilt is an inventory that raas rebuilt from the live objects' labels because it was
+// deleted or damaged by hand: Tenant is empty for the platform's.
+type Rebuilt struct {
+	Tenant string
+	// Reason says what was wrong with the stored inventory.
+	Reason string
+	// Objects counts the live objects found and now tracked again.
+	Objects int
+}
+
+func (rb Rebuilt) String() string {
+	who := "the platform"
+	if rb.Tenant != "" {
+		who = "tenant " + rb.Tenant
+	}
+	return fmt.Sprintf("the inventory of %s was %s: rebuilt from %d live object(s) labelled %s=%s", who, rb.Reason, rb.Objects, schema.LabelManagedBy, schema.ManagedBy)
+}
+
+// rebuildInventories replaces the inventories that were deleted or damaged by hand with
+// ones rebuilt from the live host objects, so that what they listed is neither orphaned
+// nor deleted by mistake. A tenant's objects are those labelled raas.dev/tenant=<name>
+// in its namespace under the current namespacePrefix, or cluster-scoped and named after
+// that namespace (its Queue and admission bindings); the platform's are raas's objects
+// with no tenant label outside the inventory namespace. Retained namespaces stay
+// forgotten. A missing inventory counts as lost only when others exist in the inventory
+// namespace: with none at all this is raas's first pass here, and nothing is rebuilt.
+// Objects inside vclusters are found once the vcluster answers (rebuildVirtual).
+func (r *Reconciler) rebuildInventories(p *pass) {
+	invs := p.invs
+	anyStored := invs.platform != nil || len(invs.tenants) > 0
+	if !anyStored || p.platform == nil {
+		return
+	}
+	tenantObjs := map[string][]objectEntry{}
+	var platformObjs []objectEntry
+	for ref, o := range p.hostIdx.owners {
+		// What is being deleted (a pruned tenant's namespace, and what is left in it) was
+		// raas's and is going: no inventory needs it back.
+		nsDeleting := p.hostIdx.owners[Ref{Kind: "Namespace", Name: ref.Namespace}].deleting
+		if o.retained || o.deleting || nsDeleting || ref.Namespace == r.opts.InventoryNamespace ||
+			(ref.Group == "" && ref.Kind == "Namespace" && ref.Name == r.opts.InventoryNamespace) {
+			continue
+		}
+		e := objectEntry{Target: render.Host, APIVersion: o.apiVersion, Ref: ref}
+		if o.tenant == "" {
+			platformObjs = append(platformObjs, e)
+			continue
+		}
+		ns := p.platform.Namespace(o.tenant)
+		if ref.Namespace == ns || (ref.Namespace == "" && (ref.Name == ns || strings.HasSuffix(ref.Name, "."+ns))) {
+			tenantObjs[o.tenant] = append(tenantObjs[o.tenant], e)
+		}
+	}
+	rebuild := func(tenant string, old *inventory, objs []objectEntry) *inventory {
+		reason := "deleted"
+		if old != nil {
+			reason = "damaged: " + old.damaged
+		}
+		slices.SortFunc(objs, func(a, b objectEntry) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
+		inv := &inventory{Tenant: tenant, Objects: objs, RetainData: true, damaged: reason}
+		if old != nil {
+			inv.resourceVersion = old.resourceVersion
+		}
+		p.rebuilt = append(p.rebuilt, Rebuilt{Tenant: tenant, Reason: reason, Objects: len(objs)})
+		return inv
+	}
+	if old := invs.platform; old == nil || old.damaged != "" {
+		invs.platform = rebuild("", old, platformObjs)
+	}
+	for _, name := range slices.Sorted(maps.Keys(tenantObjs)) {
+		if old := invs.tenants[name]; old == nil || old.damaged != "" {
+			invs.tenants[name] = rebuild(name, old, tenantObjs[name])
+		}
+	}
+	for name, old := range invs.tenants {
+		if old.damaged != "" && tenantObjs[name] == nil {
+			invs.tenants[name] = rebuild(name, old, nil)
+		}
+	}
+	slices.SortFunc(p.rebuilt, func(a, b Rebuilt) int { return strings.Compare(a.Tenant, b.Tenant) })
+}
+
+// rebuildVirtual adds to a rebuilt tenant inventory the objects raas manages inside the
+// tenant's vcluster, as the vcluster's live index lists them.
+func rebuildVirtual(inv *inventory, idx *liveIndex) {
+	if inv == nil || inv.damaged == "" || idx == nil {
+		return
+	}
+	have := inv.byKey()
+	var objs []objectEntry
+	for ref, o := range idx.owners {
+		e := objectEntry{Target: render.Virtual, APIVersion: o.apiVersion, Ref: ref}
+		if _, ok := have[e.key()]; !ok {
+			objs = append(objs, e)
+		}
+	}
+	slices.SortFunc(objs, func(a, b objectEntry) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
+	inv.Objects = append(inv.Objects, objs...)
+}
+
+// maxInventoryBytes is what an inventory may take: a ConfigMap holds at most 1 MiB, and
+// its metadata needs some of it.
+var maxInventoryBytes = 1<<20 - 16<<10
+
+// checkSize fails when inv, with a digest and a resourceVersion for each object, would not
+// fit in its ConfigMap.
+func checkSize(inv *inventory) error {
+	full := *inv
+	full.Objects = make([]objectEntry, len(inv.Objects))
+	for i, o := range inv.Objects {
+		o.Digest = strings.Repeat("0", 64)
+		o.ResourceVersion = strings.Repeat("0", 20)
+		full.Objects[i] = o
+	}
+	data, err := full.encode()
+	if err != nil {
+		return err
+	}
+	if len(data) > maxInventoryBytes {
+		return fmt.Errorf("inventory %s: %d objects take %d bytes, more than the %d a ConfigMap holds; nothing applied: split the tenant's objects or lower their number",
+			inventoryName(inv.Tenant), len(inv.Objects), len(data), maxInventoryBytes)
+	}
+	return nil
 }
 
 // storeInventory writes inv, creating the inventory namespace if needed. It refuses to

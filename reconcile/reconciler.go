@@ -72,6 +72,8 @@ type pass struct {
 	// kept are tenants whose file exists but did not validate or render; their objects
 	// are left as they are.
 	kept map[string]string
+	// rebuilt are the inventories rebuilt from live objects in this pass.
+	rebuilt []Rebuilt
 }
 
 // begin reads the inventories and the live index and decides what this pass may delete.
@@ -95,6 +97,7 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 	if p.hostIdx, err = buildIndex(ctx, r.host, kindsOf(objs...)); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
+	r.rebuildInventories(p)
 
 	for _, rej := range res.Repo.Rejected {
 		p.kept[rej.Name] = fmt.Sprintf("%s does not validate; its objects are left as last applied", rej.File)
@@ -165,7 +168,7 @@ type tenantRun struct {
 // run reconciles (or diffs) the platform and every tenant, and assembles the result.
 func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	res := &Result{Revision: p.in.Revision, DryRun: p.dryRun, PruneBlocked: p.pruneBlocked,
-		Deprecated: p.in.Render.Repo.Deprecated}
+		Deprecated: p.in.Render.Repo.Deprecated, Rebuilt: p.rebuilt}
 	if p.removeErr != nil {
 		res.Errors = append(res.Errors, p.removeErr)
 	}

@@ -55,6 +55,9 @@ func WriteEntries(w io.Writer, res *Result, all bool) error {
 }
 
 func writeProblems(w io.Writer, res *Result) error {
+	for _, rb := range res.Rebuilt {
+		fmt.Fprintf(w, "WARNING: %s\n", rb)
+	}
 	if res.PruneBlocked != "" {
 		fmt.Fprintf(w, "nothing pruned: %s\n", res.PruneBlocked)
 	}
@@ -155,6 +158,9 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	}
 	if res.PruneBlocked != "" {
 		fmt.Fprintf(&b, "> [!WARNING]\n> Nothing would be pruned: %s.\n\n", res.PruneBlocked)
+	}
+	for _, rb := range res.Rebuilt {
+		fmt.Fprintf(&b, "> [!WARNING]\n> %s.\n\n", rb)
 	}
 	for _, ref := range slices.Sorted(maps.Keys(res.Deprecated)) {
 		fmt.Fprintf(&b, "> [!WARNING]\n> Profile `%s` is deprecated; still used by: %s.\n\n", ref, strings.Join(res.Deprecated[ref], ", "))

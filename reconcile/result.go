@@ -163,6 +163,9 @@ type Result struct {
 	Errors []error
 	// Deprecated maps each deprecated profile the checkout still pins to its tenants.
 	Deprecated map[string][]string
+	// Rebuilt are the inventories that were deleted or damaged by hand and that the pass
+	// rebuilt from the live objects' labels.
+	Rebuilt []Rebuilt
 }
 
 // Changed reports whether the pass wrote, or the diff would write, anything.

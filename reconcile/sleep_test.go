@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,14 +53,27 @@ func TestExpiredSandboxSleeps(t *testing.T) {
 		}
 	})
 	t.Run("stops the pods the vcluster synced", func(t *testing.T) {
+		// Without a kubelet a deleted pod goes at once unless it has finalizers.
 		err := host.Client.Get(t.Context(), client.ObjectKeyFromObject(synced), &corev1.Pod{})
-		if err == nil {
-			// Without a kubelet a deleted pod goes at once unless it has finalizers.
+		switch {
+		case err == nil:
 			t.Error("the synced pod still exists")
+		case !apierrors.IsNotFound(err):
+			t.Errorf("reading the synced pod: %v, want NotFound", err)
 		}
 	})
 	t.Run("deletes nothing and leaves the virtual objects as they were", func(t *testing.T) {
-		for _, e := range out.Select("vision-team-next", "") {
+		entries := out.Select("vision-team-next", "")
+		virtual := 0
+		for _, e := range entries {
+			if e.Target == render.Virtual {
+				virtual++
+			}
+		}
+		if len(entries) == 0 || virtual == 0 {
+			t.Fatalf("the result has %d entries for vision-team-next, %d of them virtual; want both", len(entries), virtual)
+		}
+		for _, e := range entries {
 			if e.Action == reconcile.Deleted {
 				t.Errorf("deleted %s", e)
 			}

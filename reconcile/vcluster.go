@@ -56,7 +56,7 @@ var errVClusterNotUp = errors.New("vcluster is not up")
 // wrapping errVClusterNotUp.
 func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind, deadline time.Time) (*vcluster, *liveIndex, error) {
 	for {
-		vc, idx, err := r.tryVCluster(ctx, namespace, release, kinds)
+		vc, idx, err := r.tryVCluster(ctx, namespace, release, kinds, deadline)
 		if err == nil {
 			return vc, idx, nil
 		}
@@ -74,7 +74,11 @@ func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release str
 	}
 }
 
-func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind) (*vcluster, *liveIndex, error) {
+// minAttempt is the least time one attempt gets, even past the deadline: the pass gives
+// every vcluster one chance.
+const minAttempt = time.Second
+
+func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind, deadline time.Time) (*vcluster, *liveIndex, error) {
 	secretName := raasschema.KubeconfigSecret(release)
 	var secret corev1.Secret
 	err := r.host.Get(ctx, client.ObjectKey{Namespace: namespace, Name: secretName}, &secret)
@@ -92,13 +96,30 @@ func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string,
 	if err != nil {
 		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
 	}
-	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	// An API that accepts connections and never answers must not hold the pass past its
+	// deadline: the attempt ends with it.
+	actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(time.Until(deadline), minAttempt)))
 	defer cancel()
-	idx, err := buildIndex(actx, vc.client, kinds)
-	if err != nil {
-		return nil, nil, fmt.Errorf("vcluster API does not answer: %w", err)
+	// The client's REST mapper discovers API groups without the context, bounded only by
+	// the TLS handshake and request timeouts: wait for the index no longer than actx.
+	type indexed struct {
+		idx *liveIndex
+		err error
 	}
-	return vc, idx, nil
+	done := make(chan indexed, 1)
+	go func() {
+		idx, err := buildIndex(actx, vc.client, kinds)
+		done <- indexed{idx, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil {
+			return nil, nil, fmt.Errorf("vcluster API does not answer: %w", got.err)
+		}
+		return vc, got.idx, nil
+	case <-actx.Done():
+		return nil, nil, fmt.Errorf("vcluster API does not answer: %w", actx.Err())
+	}
 }
 
 // vclusterFor returns the cached connection for key if it was built from kubeconfig, or a

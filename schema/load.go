@@ -60,6 +60,8 @@ func (r *Repo) Tenant(name string) *Tenant {
 }
 
 // Load reads the tenants repository at the root of fsys: raas.yaml and tenants/*.yaml.
+// Every other entry under tenants/ is ignored by name or refused with a problem (see
+// tenantFiles); symbolic links are followed when they stay inside fsys.
 // It returns an error only when the repository cannot be read; problems with its content
 // are in Repo.Problems. A tenant with problems is left out of Repo.Tenants and listed in
 // Repo.Rejected; the other tenants are still loaded. When raas.yaml itself has errors,
@@ -75,19 +77,23 @@ func Load(fsys fs.FS) (*Repo, error) {
 		repo.Platform = platform
 	}
 
-	files, err := tenantFiles(fsys)
+	files, refused, err := tenantFiles(fsys)
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range refused {
+		repo.Problems = append(repo.Problems, &Problem{File: r.File, Message: r.Reason})
+		repo.Rejected = append(repo.Rejected, Rejected{File: r.File, Name: tenantName(r.File)})
+	}
 	entries := make([]*entry, 0, len(files))
 	byName := map[string]*entry{}
-	for _, file := range files {
-		data, err := fs.ReadFile(fsys, file)
+	for _, f := range files {
+		data, err := fs.ReadFile(fsys, f.Read)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", file, err)
+			return nil, fmt.Errorf("read %s: %w", f.File, err)
 		}
-		e := &entry{name: strings.TrimSuffix(path.Base(file), path.Ext(file))}
-		e.tenant, e.problems = DecodeTenant(file, data)
+		e := &entry{name: tenantName(f.File)}
+		e.tenant, e.problems = DecodeTenant(f.File, data)
 		e.raw = &Tenant{Spec: deepCopy(reflect.ValueOf(e.tenant.Spec)).Interface().(TenantSpec), Source: e.tenant.Source}
 		if n := e.tenant.Metadata.Name; n != "" && n != e.name {
 			e.fail("metadata.name", "%q does not match the file name; name the file %s.yaml", n, n)
@@ -127,6 +133,11 @@ func Load(fsys fs.FS) (*Repo, error) {
 	}
 	repo.Problems.Sort()
 	return repo, nil
+}
+
+// tenantName is the tenant a file under tenants/ is for: its name without the extension.
+func tenantName(file string) string {
+	return strings.TrimSuffix(path.Base(file), path.Ext(file))
 }
 
 // entry is one tenant file on its way through Load.
@@ -226,26 +237,6 @@ func loadPlatform(fsys fs.FS) (*Platform, Problems, error) {
 	}
 	p.Default()
 	return p, p.Validate(), nil
-}
-
-// tenantFiles lists tenants/*.yaml and tenants/*.yml in lexical order. A missing
-// tenants directory is an empty list, not an error.
-func tenantFiles(fsys fs.FS) ([]string, error) {
-	entries, err := fs.ReadDir(fsys, TenantsDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", TenantsDir, err)
-	}
-	var files []string
-	for _, e := range entries {
-		ext := path.Ext(e.Name())
-		if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") {
-			files = append(files, path.Join(TenantsDir, e.Name()))
-		}
-	}
-	return files, nil
 }
 
 // DecodeTenant decodes one tenant file strictly, without defaulting or validating it.

@@ -1,6 +1,7 @@
 package schema_test
 
 import (
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -158,5 +159,38 @@ func TestMissingPlatform(t *testing.T) {
 	if repo.Usable() || len(repo.Tenants) != 0 || len(repo.Rejected) != 4 {
 		t.Errorf("usable=%v tenants=%d rejected=%d; want nothing usable and all 4 rejected",
 			repo.Usable(), len(repo.Tenants), len(repo.Rejected))
+	}
+}
+
+// TestTenantLayouts arranges tenants/ as each case under testdata/validate/layouts says,
+// on disk with real symbolic links: every entry is read as a tenant, ignored by name, or
+// refused with an error that names it.
+func TestTenantLayouts(t *testing.T) {
+	for _, c := range exampletest.LayoutCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			dir := exampletest.Dir(t)
+			c.Apply(t, dir)
+			repo, err := schema.Load(os.DirFS(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Check(t, repo)
+		})
+	}
+}
+
+func TestEmptyTenantSubdirectory(t *testing.T) {
+	fsys := readRepo(t)
+	fsys["tenants/empty"] = &fstest.MapFile{Mode: fs.ModeDir | 0o755}
+	repo, err := schema.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := repo.Problems.Errors()
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "tenants/empty: a directory") {
+		t.Errorf("errors = %v, want one that refuses tenants/empty", errs)
+	}
+	if len(repo.Tenants) != 4 {
+		t.Errorf("%d tenants, want the 4 examples", len(repo.Tenants))
 	}
 }

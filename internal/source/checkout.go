@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,14 +61,15 @@ func (g *GitSource) checkout(hash plumbing.Hash) (*Revision, error) {
 		Time:    commit.Committer.When,
 		Message: strings.TrimSpace(commit.Message),
 	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return nil, unreadable(id, err)
+	}
+	rev.FS = withLinks(rev.FS, escapedLinks(tree))
 	if _, err := os.Stat(dir); err == nil {
 		now := time.Now()
 		_ = os.Chtimes(dir, now, now) // marks it as recently used for prune
 		return rev, nil
-	}
-	tree, err := commit.Tree()
-	if err != nil {
-		return nil, unreadable(id, err)
 	}
 	if _, err := tree.FindEntry(PlatformFile); err != nil {
 		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
@@ -165,7 +165,7 @@ func (b *linkBase) link(name string, entry object.TreeEntry, dst string) bool {
 
 // export writes the files of tree under dir, read-only, linking unchanged ones from base;
 // only the blobs it writes are read. Submodules are left out, and so are symbolic links
-// that are absolute or lead out of the tree.
+// that are absolute or lead out of the tree (see linkFS for those under tenants/).
 func (g *GitSource) export(tree *object.Tree, dir string, base *linkBase) error {
 	walker := object.NewTreeWalker(tree, true, nil)
 	defer walker.Close()
@@ -205,7 +205,7 @@ func (g *GitSource) export(tree *object.Tree, dir string, base *linkBase) error 
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			if path.IsAbs(target) || !filepath.IsLocal(path.Join(path.Dir(name), target)) {
+			if escapes(name, target) {
 				g.log.Warn("symbolic link leads out of the repository; left out", "file", name)
 				continue
 			}

@@ -116,7 +116,22 @@ func (d *DirSource) hash(ctx context.Context) (id string, newest time.Time, err 
 			return "", newest, err
 		}
 		rel, _ := filepath.Rel(d.dir, name)
+		isLink := false
+		if link, err := os.Lstat(name); err == nil && link.Mode()&fs.ModeSymlink != 0 {
+			isLink = true
+			// A link counts by its target, and by the content it leads to if any: one
+			// that dangles or leaves the repository is for schema.Load to refuse by name,
+			// not a reason to refuse the whole checkout.
+			target, err := os.Readlink(name)
+			if err != nil {
+				return "", newest, unreadable("", err)
+			}
+			fmt.Fprintf(h, "%s\x00link\x00%s\x00", filepath.ToSlash(rel), target)
+		}
 		info, err := os.Stat(name) // follows symbolic links
+		if err != nil && isLink {
+			continue // a link that dangles or loops, hashed above
+		}
 		if err != nil {
 			return "", newest, unreadable("", err)
 		}

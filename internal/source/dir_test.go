@@ -154,11 +154,23 @@ func TestDirSource(t *testing.T) {
 		}
 	})
 
-	t.Run("refuses a dangling symbolic link as an unreadable checkout", func(t *testing.T) {
+	t.Run("reads a dangling symbolic link as a link, for schema.Load to refuse by name", func(t *testing.T) {
 		dir, d, _ := setup(t)
-		os.Symlink("nowhere.yaml", filepath.Join(dir, "tenants/team-z.yaml"))
-		if _, err := d.Fetch(context.Background()); !errors.Is(err, ErrUnreadableCheckout) {
-			t.Errorf("error %v, want ErrUnreadableCheckout", err)
+		link := filepath.Join(dir, "tenants/team-z.yaml")
+		if err := os.Symlink("nowhere.yaml", link); err != nil {
+			t.Fatal(err)
+		}
+		first, err := d.Fetch(context.Background())
+		if err != nil {
+			t.Fatalf("a dangling link makes the checkout fail: %v", err)
+		}
+		os.Remove(link)
+		if err := os.Symlink("elsewhere.yaml", link); err != nil {
+			t.Fatal(err)
+		}
+		second := fetch(t, d)
+		if first.ID == second.ID {
+			t.Error("the revision did not change with the link's target")
 		}
 	})
 

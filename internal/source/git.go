@@ -63,6 +63,7 @@ type GitSource struct {
 	mu       sync.Mutex
 	repo     *git.Repository
 	last     string    // ID of the last revision returned
+	lastTime time.Time // and its commit time
 	red      *redactor // the secrets of the running fetch
 	caBundle []byte    // the CA bundle of the running fetch
 }
@@ -152,7 +153,14 @@ func (g *GitSource) Fetch(ctx context.Context) (*Revision, error) {
 		return nil, err
 	}
 	changed := rev.ID != g.last
-	g.last = rev.ID
+	if changed && g.last != "" && rev.Time.Before(g.lastTime) {
+		// Only a rewrite (a force-push, a reset) moves a branch or tag to an older commit.
+		// What the ref says now is what is applied.
+		g.log.Warn("the ref was rewritten to an older commit; applying what it names now",
+			"revision", rev.Short(), "previous", short(g.last),
+			"committed", rev.Time.UTC().Format(time.RFC3339), "previous_committed", g.lastTime.UTC().Format(time.RFC3339))
+	}
+	g.last, g.lastTime = rev.ID, rev.Time
 	if err := g.prune(rev.ID); err != nil {
 		g.log.Warn("cannot remove old checkouts", "error", red.error(err))
 	}

@@ -673,3 +673,64 @@ func contains(list []string, s string) bool {
 }
 
 func mustHash(s string) plumbing.Hash { return plumbing.NewHash(s) }
+
+// TestGitRewritten force-pushes the tracked branch back to an older commit: the source
+// returns what the branch now names and logs the rewrite. A pinned commit that the remote
+// loses keeps being served from the cache, also after a restart; a fresh cache fails
+// clearly, so that the loop keeps the last good revision.
+func TestGitRewritten(t *testing.T) {
+	f := newFixture(t)
+	time.Sleep(1100 * time.Millisecond) // commit times have a resolution of one second
+	second := f.repo.commit("add team-b", map[string]string{"tenants/team-b.yaml": "kind: Tenant\nmetadata: {name: team-b}\n"})
+
+	t.Run("applies what a force-pushed branch names and logs the rewrite", func(t *testing.T) {
+		var logs bytes.Buffer
+		opts := f.options(t)
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		g := newSource(t, opts)
+		if rev := fetch(t, g); rev.ID != second {
+			t.Fatalf("revision %s, want %s", rev.Short(), second[:12])
+		}
+		f.repo.git(f.repo.work, "reset", "--quiet", "--hard", f.first)
+		f.repo.git(f.repo.work, "push", "--quiet", "--force", "origin", "main")
+		rev := fetch(t, g)
+		if rev.ID != f.first {
+			t.Fatalf("revision %s after the force-push, want %s", rev.Short(), f.first[:12])
+		}
+		if _, err := fs.Stat(rev.FS, "tenants/team-b.yaml"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("team-b is still in the checkout: %v", err)
+		}
+		if !strings.Contains(logs.String(), "rewritten to an older commit") {
+			t.Errorf("the rewrite is not logged:\n%s", logs.String())
+		}
+		f.repo.git(f.repo.work, "reset", "--quiet", "--hard", second)
+		f.repo.git(f.repo.work, "push", "--quiet", "--force", "origin", "main")
+	})
+
+	t.Run("keeps serving a pinned commit the remote lost", func(t *testing.T) {
+		opts := f.options(t)
+		opts.Branch, opts.Commit = "", second
+		g := newSource(t, opts)
+		if rev := fetch(t, g); rev.ID != second {
+			t.Fatalf("revision %s, want %s", rev.Short(), second[:12])
+		}
+		f.repo.git(f.repo.work, "reset", "--quiet", "--hard", f.first)
+		f.repo.git(f.repo.work, "push", "--quiet", "--force", "origin", "main")
+		f.repo.git(f.repo.bare, "reflog", "expire", "--expire=now", "--all")
+		f.repo.git(f.repo.bare, "gc", "--quiet", "--prune=now")
+		if out := f.repo.git(f.repo.bare, "rev-list", "--all"); strings.Contains(out, second) {
+			t.Fatalf("the remote still has %s", second[:12])
+		}
+		for name, s := range map[string]*GitSource{"the same source": g, "a restarted source on the same cache": newSource(t, opts)} {
+			rev, err := s.Fetch(context.Background())
+			if err != nil || rev.ID != second || readFile(t, rev.FS, "tenants/team-b.yaml") == "" {
+				t.Errorf("%s: %v, %v; want %s from the cache", name, rev, err, second[:12])
+			}
+		}
+		opts.CacheDir = t.TempDir()
+		_, err := newSource(t, opts).Fetch(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "is not in the remote") {
+			t.Errorf("a fresh cache: %v, want an error saying the commit is not in the remote", err)
+		}
+	})
+}

@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/internal/testenv"
 )
@@ -17,7 +22,12 @@ func ExampleStartControlPlane() {
 		log.Fatal(err)
 	}
 	defer host.Stop()
-	if err := host.WriteKubeConfig(".run/host.kubeconfig"); err != nil {
+	dir, err := os.MkdirTemp("", "testenv-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := host.WriteKubeConfig(filepath.Join(dir, "host.kubeconfig")); err != nil {
 		log.Fatal(err)
 	}
 
@@ -26,6 +36,15 @@ func ExampleStartControlPlane() {
 		log.Fatal(err)
 	}
 	defer vc.Stop()
-	fmt.Printf("stand-in vcluster (a second kube-apiserver, not a real vcluster): secret %s/%s\n",
-		vc.HostNamespace, testenv.SecretName(vc.Release))
+	var secret corev1.Secret
+	key := client.ObjectKey{Namespace: vc.HostNamespace, Name: testenv.SecretName(vc.Release)}
+	if err := host.Client.Get(ctx, key, &secret); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("stand-in vcluster (a second kube-apiserver, not a real vcluster): secret %s/%s with key %s\n",
+		secret.Namespace, secret.Name, testenv.SecretKeyKubeConfig)
+	fmt.Println("kubeconfig in the Secret:", len(secret.Data[testenv.SecretKeyKubeConfig]) > 0)
+	// Output:
+	// stand-in vcluster (a second kube-apiserver, not a real vcluster): secret team-a/vc-team-a with key config
+	// kubeconfig in the Secret: true
 }

@@ -273,6 +273,9 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 	for _, e := range res.Errors {
 		log.Error("pass error", "error", e)
 	}
+	for _, rb := range res.Rebuilt {
+		log.Warn("inventory rebuilt", "tenant", rb.Tenant, "reason", rb.Reason, "objects", rb.Objects)
+	}
 	// A tenant's state is logged when it changes, not on every poll.
 	l.mu.Lock()
 	defer l.mu.Unlock()
