@@ -163,6 +163,10 @@ type Result struct {
 	Errors []error
 	// Deprecated maps each deprecated profile the checkout still pins to its tenants.
 	Deprecated map[string][]string
+	// HeldBack is why the newest revision is not the one applied (Input.FetchErr): it
+	// could not be fetched, or its head commit is not signed by a trusted key. Nil when
+	// Revision is the newest.
+	HeldBack error
 }
 
 // Changed reports whether the pass wrote, or the diff would write, anything.

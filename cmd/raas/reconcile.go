@@ -38,6 +38,8 @@ type reconcileFlags struct {
 	logLevel     string
 	retryBase    time.Duration
 	retryMax     time.Duration
+	verify       bool
+	trustedKeys  string
 }
 
 func newReconcileCommand() *cobra.Command {
@@ -54,7 +56,11 @@ X-Hub-Signature-256 or GitLab's X-Gitlab-Token), on file changes with --dir, and
 of tenants that are not Ready. Triggers that arrive during a pass coalesce into one.
 
 When a fetch fails or a new revision's raas.yaml does not parse, raas keeps applying the
-last good revision and prunes nothing. With --leader-elect, only the replica holding the
+last good revision and prunes nothing. With --verify-signatures, a head commit that is not
+signed by one of the OpenPGP keys in --trusted-keys (an armored keyring, such as a mounted
+Secret; read on every fetch) is refused the same way, and each Tenant's RevisionCurrent
+condition and a Warning Event say why. Commits signed with SSH keys cannot be verified
+(go-git verifies OpenPGP only) and are refused. With --leader-elect, only the replica holding the
 Lease applies. It serves /metrics, /healthz and /readyz on --listen.
 
 Git credentials and webhook secrets come from the environment, never from flags:
@@ -82,6 +88,9 @@ RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.retryBase, "retry-base", 10*time.Second, "first backoff before a pass retries tenants that are not Ready")
 	fl.DurationVar(&f.retryMax, "retry-max", 5*time.Minute, "longest backoff")
+	fl.BoolVar(&f.verify, "verify-signatures", false, "refuse a head commit that is not signed by a key in --trusted-keys")
+	fl.StringVar(&f.trustedKeys, "trusted-keys", os.Getenv("RAAS_GIT_TRUSTED_KEYS_FILE"),
+		"file of armored OpenPGP public keys trusted to sign commits (env RAAS_GIT_TRUSTED_KEYS_FILE)")
 	return cmd
 }
 
@@ -104,6 +113,10 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSou
 	switch {
 	case f.dir != "" && f.repoURL != "":
 		return nil, nil, errors.New("give --dir or --repo-url, not both")
+	case f.verify && f.dir != "":
+		return nil, nil, errors.New("--verify-signatures needs a Git source (--repo-url): a directory has no commits")
+	case f.verify && f.trustedKeys == "":
+		return nil, nil, errors.New("--verify-signatures needs --trusted-keys (or RAAS_GIT_TRUSTED_KEYS_FILE)")
 	case f.dir != "":
 		d, err := source.NewDir(f.dir, source.DefaultDirOptions())
 		return d, d, err
@@ -119,6 +132,12 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSou
 	opts.Credentials = source.CredentialsFromEnv()
 	opts.Logger = log
 	opts.CacheDir = filepath.Join(f.cluster.catalog.cacheDir, "git")
+	if f.verify {
+		if _, err := os.Stat(f.trustedKeys); err != nil {
+			return nil, nil, fmt.Errorf("--trusted-keys: %w", err)
+		}
+		opts.Verifier = source.OpenPGPVerifier{KeyringFile: f.trustedKeys}
+	}
 	g, err := source.NewGit(opts)
 	return g, nil, err
 }
