@@ -15,12 +15,19 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
 	"github.com/raas-dev/raas/internal/secret"
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/reconcile/loop"
+	"github.com/raas-dev/raas/reconcile/status"
+	"github.com/raas-dev/raas/reconcile/statuspage"
 )
 
 type reconcileFlags struct {
@@ -81,7 +88,7 @@ RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
 	fl.StringVar(&f.dir, "dir", "", "reconcile a local directory instead of Git, and watch it for changes")
 	fl.IntVar(&f.depth, "depth", 1, "Git fetch depth (0 for full history)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", time.Minute, "how often to poll the source (with 10% jitter); 0 turns polling off")
-	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz and /webhook")
+	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz, /webhook and the status page (/status/)")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "apply only while holding the Lease, so that replicas never apply at once")
 	fl.StringVar(&f.leaderNS, "leader-election-namespace", "raas-system", "namespace of the Lease")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
@@ -203,7 +210,17 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return loop.Serve(ctx, f.listen, loop.Handler(metrics, webhook, ready)) })
+	page, err := statusPage(cfg, l, log)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", page)
+	endpoints := loop.Handler(metrics, webhook, ready)
+	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/webhook"} {
+		mux.Handle(p, endpoints)
+	}
+	g.Go(func() error { return loop.Serve(ctx, f.listen, mux) })
 	if f.pollInterval > 0 {
 		g.Go(func() error {
 			po := trigger.DefaultPollOptions()
@@ -237,6 +254,23 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// statusPage is the read-only status page, served at / and /status/ next to /metrics.
+func statusPage(cfg *rest.Config, l *loop.Loop, log *slog.Logger) (http.Handler, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, status.AddToScheme, schedulingv1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("status page client: %w", err)
+	}
+	opts := statuspage.DefaultOptions()
+	opts.Client, opts.Platform, opts.Logger = c, l.Platform, log
+	return statuspage.Handler(opts), nil
 }
 
 // leaderIdentity names this replica in the Lease as HOST_ADDRESS, where ADDRESS is
