@@ -6,6 +6,10 @@ GO ?= go
 PKGS := ./...
 # Tests run real API servers; on 2 busy cores a package takes longer than go test's 10m default.
 TEST_TIMEOUT ?= 30m
+# Stamped into bin/raas; `raas version` prints them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: help build test run bench fuzz golden generate lint catalog clean
 
@@ -13,7 +17,7 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_/-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## Build bin/raas
-	$(GO) build -o $(BIN_DIR)/raas ./cmd/raas
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN_DIR)/raas ./cmd/raas
 
 catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volcano CRDs) from the Go module cache
 

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -103,7 +104,8 @@ func TestDiff(t *testing.T) {
 }
 
 // TestDiffMarkdown applies the examples, then diffs a pull request that adds, changes
-// and removes tenants, and checks the Markdown summary against testdata/reconcile/diff.md.
+// and removes tenants, and checks the Markdown summary against testdata/reconcile/diff.md
+// and the same result as JSON against testdata/reconcile/diff.json.
 // One stand-in vcluster takes every tenant's virtual objects, so that the inventories
 // record them as a real fleet's would.
 func TestDiffMarkdown(t *testing.T) {
@@ -136,6 +138,19 @@ func TestDiffMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "diff.md", md.String())
+
+	var js bytes.Buffer
+	if err := reconcile.WriteJSON(&js, out); err != nil {
+		t.Fatal(err)
+	}
+	var rep reconcile.Report
+	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
+		t.Fatalf("the JSON does not read back: %v", err)
+	}
+	if len(rep.Tenants) != len(out.Tenants) || !rep.Changed || rep.Revision != "0123abc" {
+		t.Errorf("the report does not carry the result: %d tenants, changed %v, revision %q", len(rep.Tenants), rep.Changed, rep.Revision)
+	}
+	golden(t, "diff.json", js.String())
 }
 
 // golden compares got with the golden file name, or rewrites it with -update.

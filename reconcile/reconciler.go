@@ -168,7 +168,7 @@ type tenantRun struct {
 // run reconciles (or diffs) the platform and every tenant, and assembles the result.
 func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	res := &Result{Revision: p.in.Revision, DryRun: p.dryRun, PruneBlocked: p.pruneBlocked,
-		Deprecated: p.in.Render.Repo.Deprecated, Rebuilt: p.rebuilt}
+		Deprecated: p.in.Render.Repo.Deprecated, Rebuilt: p.rebuilt, HeldBack: p.in.FetchErr}
 	if p.removeErr != nil {
 		res.Errors = append(res.Errors, p.removeErr)
 	}

@@ -166,6 +166,10 @@ type Result struct {
 	// Rebuilt are the inventories that were deleted or damaged by hand and that the pass
 	// rebuilt from the live objects' labels.
 	Rebuilt []Rebuilt
+	// HeldBack is why the newest revision is not the one applied (Input.FetchErr): it
+	// could not be fetched, or its head commit is not signed by a trusted key. Nil when
+	// Revision is the newest.
+	HeldBack error
 }
 
 // Changed reports whether the pass wrote, or the diff would write, anything.

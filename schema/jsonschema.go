@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/invopop/jsonschema"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -23,6 +24,10 @@ const (
 func JSONSchemas(srcDir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for file, doc := range map[string]any{TenantSchemaFile: &Tenant{}, PlatformSchemaFile: &Platform{}} {
+		kind := KindPlatform
+		if file == TenantSchemaFile {
+			kind = KindTenant
+		}
 		r := &jsonschema.Reflector{
 			ExpandedStruct: true,
 			Mapper:         mapQuantity,
@@ -31,6 +36,9 @@ func JSONSchemas(srcDir string) (map[string][]byte, error) {
 			return nil, fmt.Errorf("read doc comments: %w", err)
 		}
 		s := r.Reflect(doc)
+		if err := refine(s, kind); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
 		s.ID = jsonschema.ID(schemaBaseURL + file)
 		s.Comments = generatedComment
 		data, err := json.MarshalIndent(s, "", "  ")
@@ -50,9 +58,81 @@ func mapQuantity(t reflect.Type) *jsonschema.Schema {
 	}
 	return &jsonschema.Schema{
 		OneOf: []*jsonschema.Schema{
-			{Type: "string", Pattern: `^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$`},
-			{Type: "number"},
+			{Type: "string", Pattern: quantityPattern},
+			{Type: "number", Minimum: "0"},
 		},
-		Description: "A Kubernetes quantity, such as 64, 500m or 256Gi.",
+		Description: quantityDescription,
+	}
+}
+
+const quantityPattern = `^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$`
+
+// A quantity is never negative: raas refuses negative quotas, guarantees and capacities,
+// as the API server refuses negative requests.
+const quantityDescription = "A Kubernetes quantity, not negative, such as 64, 500m or 256Gi."
+
+// gpuCount describes a number of whole GPUs, which raas requires wherever it counts them.
+// A quantity such as 1k is whole too; the schema asks for plain digits, as every GPU
+// count in practice is written.
+func gpuCount() *jsonschema.Schema {
+	return &jsonschema.Schema{
+		OneOf: []*jsonschema.Schema{
+			{Type: "string", Pattern: `^\+?[0-9]+$`},
+			{Type: "integer", Minimum: "0"},
+		},
+		Description: "A whole number of GPUs, not negative.",
+	}
+}
+
+// dnsLabel is the pattern of a DNS-1123 label, which tenant names must be.
+const dnsLabel = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+
+// refine adds to the reflected schema what raas checks and struct tags cannot say: the
+// document's apiVersion and kind; for a Tenant, the name's pattern and length and the
+// rule that only a sandbox may leave out owners (it inherits its parent's); and whole GPU
+// counts wherever a quantity is called gpu.
+func refine(s *jsonschema.Schema, kind string) error {
+	for name, v := range map[string]string{"apiVersion": APIVersion, "kind": kind} {
+		p, ok := s.Properties.Get(name)
+		if !ok {
+			return fmt.Errorf("no property %s", name)
+		}
+		p.Const = v
+	}
+	if kind == KindTenant {
+		meta, spec := s.Definitions["ObjectMeta"], s.Definitions["TenantSpec"]
+		if meta == nil || spec == nil {
+			return fmt.Errorf("no ObjectMeta or TenantSpec definition")
+		}
+		name, ok := meta.Properties.Get("name")
+		if !ok {
+			return fmt.Errorf("ObjectMeta has no name")
+		}
+		maxLen := uint64(MaxTenantName)
+		name.Pattern, name.MaxLength = dnsLabel, &maxLen
+		name.Description += fmt.Sprintf(" At most %d characters, fewer with a namespace prefix longer than %d.", MaxTenantName, 63-MaxTenantName)
+		if !slices.Contains(spec.Required, "owners") {
+			return fmt.Errorf("TenantSpec does not require owners")
+		}
+		spec.Required = slices.DeleteFunc(spec.Required, func(r string) bool { return r == "owners" })
+		spec.If = &jsonschema.Schema{Required: []string{"sandbox"}}
+		spec.Then = &jsonschema.Schema{}
+		spec.Else = &jsonschema.Schema{Required: []string{"owners"}}
+	}
+	for _, def := range s.Definitions {
+		wholeGPUs(def)
+	}
+	wholeGPUs(s)
+	return nil
+}
+
+func wholeGPUs(s *jsonschema.Schema) {
+	if s.Properties == nil {
+		return
+	}
+	for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
+		if v := pair.Value; pair.Key == "gpu" && len(v.OneOf) == 2 && v.OneOf[0].Pattern == quantityPattern {
+			pair.Value = gpuCount()
+		}
 	}
 }

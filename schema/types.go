@@ -45,7 +45,7 @@ type Tenant struct {
 // TenantSpec is what a team asks for.
 type TenantSpec struct {
 	// Owners are the people to contact about this tenant, as e-mail addresses.
-	Owners []string `json:"owners"`
+	Owners []string `json:"owners" jsonschema:"minItems=1"`
 	// VCluster pins the virtual cluster's chart and Kubernetes version.
 	VCluster VClusterSpec `json:"vcluster,omitempty"`
 	// KubeRay pins the KubeRay operator installed inside the vcluster.
@@ -56,7 +56,7 @@ type TenantSpec struct {
 	Scheduling Scheduling `json:"scheduling,omitempty"`
 	// PodSecurity is the Pod Security Standard enforced on the host namespace:
 	// privileged, baseline or restricted.
-	PodSecurity string `json:"podSecurity,omitempty"`
+	PodSecurity string `json:"podSecurity,omitempty" jsonschema:"enum=privileged,enum=baseline,enum=restricted"`
 	// Network controls the host NetworkPolicies.
 	Network Network `json:"network,omitempty"`
 	// Profile pins one of the platform's offerings as NAME@VERSION, such as standard@2.
@@ -115,7 +115,7 @@ type Quota struct {
 	Memory  *resource.Quantity `json:"memory,omitempty"`
 	GPU     *resource.Quantity `json:"gpu,omitempty"`
 	Storage *resource.Quantity `json:"storage,omitempty"`
-	Pods    *int64             `json:"pods,omitempty"`
+	Pods    *int64             `json:"pods,omitempty" jsonschema:"minimum=1"`
 }
 
 // Resources is a set of the resources raas schedules: cpu, memory and GPUs.
@@ -128,7 +128,7 @@ type Resources struct {
 // Scheduling sets the tenant's share of the cluster and how its Ray pods are scheduled.
 type Scheduling struct {
 	// Weight is the tenant's share of idle capacity relative to other tenants.
-	Weight *int32 `json:"weight,omitempty"`
+	Weight *int32 `json:"weight,omitempty" jsonschema:"minimum=1,maximum=65535"`
 	// Priority orders queues when resources are reclaimed.
 	Priority *int32 `json:"priority,omitempty"`
 	// Guarantee is reserved for the tenant whatever others run.
@@ -156,7 +156,7 @@ type GPUPolicy struct {
 	// label) is listed, in addition to Pools.
 	Products []string `json:"products,omitempty"`
 	// MaxPerJob caps the GPUs one PodGroup (one Ray cluster) may ask for.
-	MaxPerJob *int64 `json:"maxPerJob,omitempty"`
+	MaxPerJob *int64 `json:"maxPerJob,omitempty" jsonschema:"minimum=0"`
 	// Sharing picks one of the platform's GPU sharing modes, such as mig or time-slicing.
 	Sharing string `json:"sharing,omitempty"`
 }
@@ -218,7 +218,7 @@ type Versions struct {
 type Defaults struct {
 	VCluster    VClusterSpec `json:"vcluster,omitempty"`
 	KubeRay     KubeRaySpec  `json:"kuberay,omitempty"`
-	PodSecurity string       `json:"podSecurity,omitempty"`
+	PodSecurity string       `json:"podSecurity,omitempty" jsonschema:"enum=privileged,enum=baseline,enum=restricted"`
 	Scheduling  Scheduling   `json:"scheduling,omitempty"`
 	// Container sets the LimitRange defaults for containers that name no resources.
 	Container ContainerDefaults `json:"container,omitempty"`
@@ -285,14 +285,14 @@ type GPUPool struct {
 	// on the pool get the matching toleration.
 	Taint *Taint `json:"taint,omitempty"`
 	// GPUs is the number of GPUs in the pool.
-	GPUs *int64 `json:"gpus,omitempty"`
+	GPUs *int64 `json:"gpus,omitempty" jsonschema:"minimum=0"`
 }
 
 // Taint is a node taint that marks a dedicated pool.
 type Taint struct {
 	Key    string `json:"key"`
 	Value  string `json:"value,omitempty"`
-	Effect string `json:"effect"`
+	Effect string `json:"effect" jsonschema:"enum=NoSchedule,enum=PreferNoSchedule,enum=NoExecute"`
 }
 
 // GPUSharing is a way of sharing physical GPUs, with the resource names it exposes.
@@ -320,7 +320,7 @@ type SchedulerConfig struct {
 	// every vcluster. Defaults to 1.12.1.
 	VolcanoVersion string `json:"volcanoVersion,omitempty"`
 	// Plugin is the queue-sharing plugin: capacity or proportion. Defaults to capacity.
-	Plugin string `json:"plugin,omitempty"`
+	Plugin string `json:"plugin,omitempty" jsonschema:"enum=capacity,enum=proportion"`
 	// Hierarchy enables hierarchical queues (capacity plugin only).
 	Hierarchy bool `json:"hierarchy,omitempty"`
 	// Preempt lets higher-priority jobs in a queue preempt lower-priority ones.
@@ -328,7 +328,7 @@ type SchedulerConfig struct {
 	// Reclaim lets queues reclaim resources lent to others above their share.
 	Reclaim *bool `json:"reclaim,omitempty"`
 	// BinpackGPUWeight weighs nvidia.com/gpu in the binpack plugin. Defaults to 10.
-	BinpackGPUWeight *int32 `json:"binpackGPUWeight,omitempty"`
+	BinpackGPUWeight *int32 `json:"binpackGPUWeight,omitempty" jsonschema:"minimum=1,maximum=100"`
 	// SharedNodeGroups are node groups (volcano.sh/nodegroup-name values) where every
 	// tenant's pods that request no GPU run, such as the CPU nodes for Ray heads. raas
 	// confines each pod by node affinity: GPU pods to the tenant's pools, other pods to
@@ -348,7 +348,7 @@ type ParentQueue struct {
 	// Parent is another of the platform's parent queues; empty means Volcano's root.
 	Parent string `json:"parent,omitempty"`
 	// Weight is the queue's share relative to its siblings. Defaults to 1.
-	Weight *int32 `json:"weight,omitempty"`
+	Weight *int32 `json:"weight,omitempty" jsonschema:"minimum=1,maximum=65535"`
 	// Capability caps everything below the queue.
 	Capability Resources `json:"capability,omitempty"`
 	// Guarantee is reserved for everything below the queue.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -98,6 +101,29 @@ func TestDiffAndApply(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
+		}
+	})
+
+	t.Run("diff -o json says the same as data and exits 1", func(t *testing.T) {
+		out, stderr, code := run(t, append([]string{"diff", "-o", "json"}, flags...)...)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1\n%s\n%s", code, out, stderr)
+		}
+		var rep reconcile.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if !rep.Changed || !rep.DryRun || len(rep.Tenants) != 1 || rep.Tenants[0].Name != tenant || rep.Tenants[0].Change != reconcile.TenantAdded {
+			t.Fatalf("report %+v", rep)
+		}
+		found := false
+		for _, o := range rep.Tenants[0].Objects {
+			if o.Kind == "Queue" && o.Name == namespace && o.Action == reconcile.Created && o.Target == render.Host {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no created host Queue %s in %+v", namespace, rep.Tenants[0].Objects)
 		}
 	})
 

@@ -22,7 +22,8 @@ only the host still sees them change. Secret values are masked.
 
 The output is grouped by tenant, with a unified diff of each changed object. With
 -o markdown it is a summary for a pull request comment: tenants added, changed and removed,
-quota and GPU totals before and after, and every object to delete.
+quota and GPU totals before and after, and every object to delete. With -o json it is
+the same result as data (see the README for its fields); the exit status is the same.
 
 A dry run is authorized like the write it stands for (patch on every kind raas applies).
 With read-only credentials, as in a CI job, an object the dry run may not reach is
@@ -32,11 +33,12 @@ whether it would change, but not how, and cannot see drift.
 Exit status: 0 when nothing would change, 1 when something would, 2 on error (including a
 tenant that does not validate or render, and a refused mass deletion).`,
 		Example: `  raas diff examples
-  raas diff . -o markdown > comment.md`,
+  raas diff . -o markdown > comment.md
+  raas diff . -o json | jq '.tenants[] | select(.change != "unchanged") | .name'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "markdown" {
-				return fmt.Errorf("-o %s: want text or markdown", output)
+			if output != "text" && output != "markdown" && output != "json" {
+				return fmt.Errorf("-o %s: want text, markdown or json", output)
 			}
 			root := repoArg(args)
 			res, err := f.render(cmd, root)
@@ -51,9 +53,12 @@ tenant that does not validate or render, and a refused mass deletion).`,
 			if err != nil {
 				return err
 			}
-			if output == "markdown" {
+			switch output {
+			case "markdown":
 				err = reconcile.WriteMarkdown(cmd.OutOrStdout(), out)
-			} else {
+			case "json":
+				err = reconcile.WriteJSON(cmd.OutOrStdout(), out)
+			default:
 				err = reconcile.WriteDiff(cmd.OutOrStdout(), out)
 			}
 			if err != nil {
@@ -69,6 +74,6 @@ tenant that does not validate or render, and a refused mass deletion).`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or markdown")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	return cmd
 }

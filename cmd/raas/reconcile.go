@@ -15,12 +15,19 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
 	"github.com/raas-dev/raas/internal/secret"
 	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/reconcile/loop"
+	"github.com/raas-dev/raas/reconcile/status"
+	"github.com/raas-dev/raas/reconcile/statuspage"
 )
 
 type reconcileFlags struct {
@@ -38,6 +45,8 @@ type reconcileFlags struct {
 	logLevel     string
 	retryBase    time.Duration
 	retryMax     time.Duration
+	verify       bool
+	trustedKeys  string
 }
 
 func newReconcileCommand() *cobra.Command {
@@ -54,7 +63,11 @@ X-Hub-Signature-256 or GitLab's X-Gitlab-Token), on file changes with --dir, and
 of tenants that are not Ready. Triggers that arrive during a pass coalesce into one.
 
 When a fetch fails or a new revision's raas.yaml does not parse, raas keeps applying the
-last good revision and prunes nothing. With --leader-elect, only the replica holding the
+last good revision and prunes nothing. With --verify-signatures, a head commit that is not
+signed by one of the OpenPGP keys in --trusted-keys (an armored keyring, such as a mounted
+Secret; read on every fetch) is refused the same way, and each Tenant's RevisionCurrent
+condition and a Warning Event say why. Commits signed with SSH keys cannot be verified
+(go-git verifies OpenPGP only) and are refused. With --leader-elect, only the replica holding the
 Lease applies. It serves /metrics, /healthz and /readyz on --listen.
 
 Git credentials and webhook secrets come from the environment, never from flags:
@@ -75,13 +88,16 @@ RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
 	fl.StringVar(&f.dir, "dir", "", "reconcile a local directory instead of Git, and watch it for changes")
 	fl.IntVar(&f.depth, "depth", 1, "Git fetch depth (0 for full history)")
 	fl.DurationVar(&f.pollInterval, "poll-interval", time.Minute, "how often to poll the source (with 10% jitter); 0 turns polling off")
-	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz and /webhook")
+	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz, /webhook and the status page (/status/)")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "apply only while holding the Lease, so that replicas never apply at once")
 	fl.StringVar(&f.leaderNS, "leader-election-namespace", "raas-system", "namespace of the Lease")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.retryBase, "retry-base", 10*time.Second, "first backoff before a pass retries tenants that are not Ready")
 	fl.DurationVar(&f.retryMax, "retry-max", 5*time.Minute, "longest backoff")
+	fl.BoolVar(&f.verify, "verify-signatures", false, "refuse a head commit that is not signed by a key in --trusted-keys")
+	fl.StringVar(&f.trustedKeys, "trusted-keys", os.Getenv("RAAS_GIT_TRUSTED_KEYS_FILE"),
+		"file of armored OpenPGP public keys trusted to sign commits (env RAAS_GIT_TRUSTED_KEYS_FILE)")
 	return cmd
 }
 
@@ -104,6 +120,10 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSou
 	switch {
 	case f.dir != "" && f.repoURL != "":
 		return nil, nil, errors.New("give --dir or --repo-url, not both")
+	case f.verify && f.dir != "":
+		return nil, nil, errors.New("--verify-signatures needs a Git source (--repo-url): a directory has no commits")
+	case f.verify && f.trustedKeys == "":
+		return nil, nil, errors.New("--verify-signatures needs --trusted-keys (or RAAS_GIT_TRUSTED_KEYS_FILE)")
 	case f.dir != "":
 		d, err := source.NewDir(f.dir, source.DefaultDirOptions())
 		return d, d, err
@@ -119,6 +139,12 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSou
 	opts.Credentials = source.CredentialsFromEnv()
 	opts.Logger = log
 	opts.CacheDir = filepath.Join(f.cluster.catalog.cacheDir, "git")
+	if f.verify {
+		if _, err := os.Stat(f.trustedKeys); err != nil {
+			return nil, nil, fmt.Errorf("--trusted-keys: %w", err)
+		}
+		opts.Verifier = source.OpenPGPVerifier{KeyringFile: f.trustedKeys}
+	}
 	g, err := source.NewGit(opts)
 	return g, nil, err
 }
@@ -184,7 +210,17 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return loop.Serve(ctx, f.listen, loop.Handler(metrics, webhook, ready)) })
+	page, err := statusPage(cfg, l, log)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", page)
+	endpoints := loop.Handler(metrics, webhook, ready)
+	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/webhook"} {
+		mux.Handle(p, endpoints)
+	}
+	g.Go(func() error { return loop.Serve(ctx, f.listen, mux) })
 	if f.pollInterval > 0 {
 		g.Go(func() error {
 			po := trigger.DefaultPollOptions()
@@ -218,6 +254,23 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// statusPage is the read-only status page, served at / and /status/ next to /metrics.
+func statusPage(cfg *rest.Config, l *loop.Loop, log *slog.Logger) (http.Handler, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, status.AddToScheme, schedulingv1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("status page client: %w", err)
+	}
+	opts := statuspage.DefaultOptions()
+	opts.Client, opts.Platform, opts.Logger = c, l.Platform, log
+	return statuspage.Handler(opts), nil
 }
 
 // leaderIdentity names this replica in the Lease as HOST_ADDRESS, where ADDRESS is

@@ -19,8 +19,23 @@ queue and admission policies) and objects inside its vcluster (KubeRay and the P
 and reconciles them onto the host cluster.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand(), newReconcileCommand(), newStatusCommand())
+	// --version prints what `raas version` prints, with the default catalog directories.
+	cf := &catalogFlags{}
+	var showVersion bool
+	root.Flags().BoolVar(&showVersion, "version", false, "print what `raas version` prints and exit")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if !showVersion {
+			return cmd.Help()
+		}
+		rep, err := collectVersions(cf.defaults(), nil)
+		if err != nil {
+			return err
+		}
+		return writeVersions(cmd.OutOrStdout(), rep)
+	}
+	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand(), newReconcileCommand(), newStatusCommand(), newVersionCommand())
 	return root
 }
 
@@ -31,11 +46,17 @@ type catalogFlags struct {
 	cacheDir  string
 }
 
-func (f *catalogFlags) register(cmd *cobra.Command) {
+// defaults are the catalog options when no flag is given.
+func (f *catalogFlags) defaults() catalog.Options {
 	def := catalog.DefaultOptions()
 	if env := os.Getenv("RAAS_CATALOG"); env != "" {
 		def.Dirs = filepath.SplitList(env)
 	}
+	return def
+}
+
+func (f *catalogFlags) register(cmd *cobra.Command) {
+	def := f.defaults()
 	cmd.Flags().StringSliceVar(&f.dirs, "catalog", def.Dirs,
 		"catalog directories searched after the repository's own catalog (env RAAS_CATALOG)")
 	cmd.Flags().StringVar(&f.chartRepo, "chart-repo", "",

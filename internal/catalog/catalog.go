@@ -129,3 +129,40 @@ func (c *Catalog) find(kind, version string) (string, error) {
 	}
 	return "", fmt.Errorf("%w (searched %v; run `make catalog` for a local one)", ErrNotFound, c.opts.Dirs)
 }
+
+// Artifact is one pinned artifact a catalog directory holds.
+type Artifact struct {
+	// Kind is VClusterDir, KubeRayDir or VolcanoDir.
+	Kind    string `json:"kind"`
+	Version string `json:"version"`
+	// Dir is the catalog directory it was found in.
+	Dir string `json:"dir"`
+}
+
+// Artifacts lists what the catalog directories hold, kind by kind (vcluster, kuberay,
+// volcano), each in the order the directories are searched and by name within one. A
+// version found in two directories is listed once, from the first, as the catalog would
+// resolve it. A missing directory holds nothing; the chart repository is not listed.
+func (c *Catalog) Artifacts() ([]Artifact, error) {
+	var out []Artifact
+	for _, kind := range []string{VClusterDir, KubeRayDir, VolcanoDir} {
+		seen := map[string]bool{}
+		for _, root := range c.opts.Dirs {
+			entries, err := os.ReadDir(filepath.Join(root, kind))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", root, err)
+			}
+			for _, e := range entries {
+				if !e.IsDir() || seen[e.Name()] {
+					continue
+				}
+				seen[e.Name()] = true
+				out = append(out, Artifact{Kind: kind, Version: e.Name(), Dir: root})
+			}
+		}
+	}
+	return out, nil
+}

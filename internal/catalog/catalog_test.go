@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/repo"
@@ -40,6 +41,33 @@ func TestCatalogDirectories(t *testing.T) {
 		}
 		if dir, err := c.KubeRayBase("1.4.0"); err != nil || !strings.HasPrefix(dir, localCatalog) {
 			t.Errorf("KubeRayBase(1.4.0) = %q, %v; want the second directory", dir, err)
+		}
+	})
+	t.Run("lists each kind's versions once, from the first directory that has them", func(t *testing.T) {
+		first, second := t.TempDir(), t.TempDir()
+		for _, dir := range []string{
+			filepath.Join(first, "kuberay", "1.5.0"),
+			filepath.Join(second, "kuberay", "1.5.0"),
+			filepath.Join(second, "kuberay", "1.4.0"),
+			filepath.Join(second, "vcluster", "0.25.0"),
+			filepath.Join(first, "volcano", "1.12.1"),
+		} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := catalog.New(catalog.Options{Dirs: []string{first, filepath.Join(first, "missing"), second}}).Artifacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []catalog.Artifact{
+			{Kind: "vcluster", Version: "0.25.0", Dir: second},
+			{Kind: "kuberay", Version: "1.5.0", Dir: first},
+			{Kind: "kuberay", Version: "1.4.0", Dir: second},
+			{Kind: "volcano", Version: "1.12.1", Dir: first},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Artifacts() (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("says where it looked when nothing has the version", func(t *testing.T) {

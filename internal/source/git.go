@@ -42,6 +42,11 @@ type GitOptions struct {
 	Keep int
 	// Timeout bounds one Fetch.
 	Timeout time.Duration
+	// Verifier, if set, checks the commit the ref names before it is checked out. A
+	// commit it refuses makes Fetch fail with an error wrapping ErrUnverified (a
+	// *SignatureError when the signature is the problem), so that the caller keeps its
+	// last verified revision.
+	Verifier Verifier
 	// Logger receives one line per fetch. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -191,6 +196,15 @@ func (g *GitSource) fetchRevision(ctx context.Context, auth transport.AuthMethod
 	hash, err := g.resolve(ctx, auth)
 	if err != nil {
 		return nil, fmt.Errorf("git %s (%s): fetch: %w", g, g.ref, g.red.error(err))
+	}
+	if v := g.opts.Verifier; v != nil {
+		c, err := g.repo.CommitObject(hash)
+		if err != nil {
+			return nil, fmt.Errorf("git %s (%s): %w: %w", g, g.ref, errDamaged, err)
+		}
+		if err := v.Verify(c); err != nil {
+			return nil, fmt.Errorf("git %s (%s): %w", g, g.ref, err)
+		}
 	}
 	rev, err := g.checkout(hash)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/reconcile/bridge"
 	"github.com/raas-dev/raas/reconcile/status"
@@ -188,6 +189,18 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 			st.PodGroups.Collisions = append(st.PodGroups.Collisions, fmt.Sprintf("%s/%s: %s", r.Namespace, r.Name, r.Reason))
 		}
 	}
+	held := heldCondition(res.HeldBack)
+	if res.HeldBack != nil {
+		var sig *source.SignatureError
+		if errors.As(res.HeldBack, &sig) {
+			st.ObservedRevision = sig.Commit
+		}
+		st.LastError = res.HeldBack.Error()
+	}
+	heldBefore := meta.FindStatusCondition(st.Conditions, conditionCurrent)
+	heldChanged := res.HeldBack != nil && (heldBefore == nil || heldBefore.Status != held.Status || heldBefore.Message != held.Message)
+	held.ObservedGeneration = obj.Generation
+	meta.SetStatusCondition(&st.Conditions, held)
 	readyStatus := metav1.ConditionFalse
 	if phase == status.Ready {
 		readyStatus = metav1.ConditionTrue
@@ -214,7 +227,51 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	if previous != phase {
 		w.event(ctx, spec.Namespace, obj, previous, phase, t.Reason)
 	}
+	if heldChanged {
+		w.record(ctx, spec.Namespace, obj, corev1.EventTypeWarning, held.Reason,
+			fmt.Sprintf("tenant %s stays at revision %s: %s", obj.Name, res.Revision, held.Message))
+	}
 	return nil
+}
+
+// conditionCurrent is the condition that says whether the revision applied is the newest
+// one, and why not when it is not.
+const conditionCurrent = "RevisionCurrent"
+
+// heldCondition is the RevisionCurrent condition for a pass held back by err (nil: not
+// held back).
+func heldCondition(err error) metav1.Condition {
+	switch {
+	case err == nil:
+		return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionTrue, Reason: "Current",
+			Message: "the newest revision is applied"}
+	case errors.Is(err, source.ErrUnverified):
+		return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionFalse, Reason: "UnverifiedCommit",
+			Message: truncate("the newest commit is refused, the last verified revision stays applied and nothing is pruned: "+err.Error(), 1024)}
+	}
+	return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionFalse, Reason: "FetchFailed",
+		Message: truncate("the newest revision could not be used, the last good one stays applied and nothing is pruned: "+err.Error(), 1024)}
+}
+
+// record creates an Event on the tenant's namespace.
+func (w *statusWriter) record(ctx context.Context, namespace string, obj *status.Tenant, kind, reason, msg string) {
+	if namespace == "" {
+		return
+	}
+	now := metav1.NewTime(w.now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "raas-" + obj.Name + "-", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "v1", Kind: "Namespace", Name: namespace, Namespace: namespace,
+		},
+		Reason: reason, Message: truncate(msg, 1024), Type: kind,
+		Source:         corev1.EventSource{Component: "raas"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
+	}
+	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
+		w.log.Warn("record event", "tenant", obj.Name, "error", err)
+	}
 }
 
 // event records a phase change on the tenant's namespace, for `kubectl describe` and
