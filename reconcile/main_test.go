@@ -197,7 +197,7 @@ func newReconciler(t testing.TB, host *testenv.ControlPlane, vclusterTimeout tim
 	opts.InventoryNamespace = host.Namespace(t)
 	opts.VClusterTimeout = vclusterTimeout
 	opts.PollInterval = 100 * time.Millisecond
-	opts.WaitTimeout = 30 * time.Second
+	opts.WaitTimeout = 2 * time.Minute // a bound, not a goal: 1.3 MB KubeRay CRDs take long to be established on a busy 2-core machine
 	opts.WrapTransport = c.wrap
 	r, err := reconcile.New(host.Config, opts)
 	if err != nil {

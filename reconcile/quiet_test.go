@@ -54,7 +54,7 @@ func TestQuietPasses(t *testing.T) {
 				opts.InventoryNamespace = prefix + "raas-system"
 				opts.VClusterTimeout = timeout
 				opts.PollInterval = 100 * time.Millisecond
-				opts.WaitTimeout = 30 * time.Second
+				opts.WaitTimeout = 2 * time.Minute // a bound, not a goal: 1.3 MB KubeRay CRDs take long to be established on a busy 2-core machine
 				opts.WrapTransport = count.wrap
 				r, err := reconcile.New(host.Config, opts)
 				if err != nil {
