@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,37 +59,10 @@ func newGitRepo(t testing.TB) *gitRepo {
 	return r
 }
 
-// commit writes files (an empty content removes one) and commits everything.
+// commit writes files (an empty content removes one) and commits everything, unsigned.
 func (r *gitRepo) commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	for name, body := range files {
-		p := filepath.Join(r.dir, name)
-		if body == "" {
-			if err := os.Remove(p); err != nil {
-				r.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
-		r.t.Fatal(err)
-	}
-	hash, err := wt.Commit(msg, &git.CommitOptions{
-		All:               true,
-		AllowEmptyCommits: true,
-		Author:            &object.Signature{Name: "test", Email: "test@raas.dev", When: time.Now()},
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return hash.String()
+	return r.signedCommit(msg, files, nil)
 }
 
 func (r *gitRepo) read(name string) string {
