@@ -53,7 +53,7 @@ golden: catalog ## Rewrite the golden files under testdata/ after an intended ch
 generate: ## Regenerate the JSON Schemas, the Tenant status CRD and its deepcopy code from the Go types
 	$(GO) test ./schema -run JSONSchemas -update
 	cd $(TOOLS_DIR)/controller-gen && $(GO) tool controller-gen object crd \
-		paths=$(CURDIR)/reconcile/status/... output:crd:dir=$(CURDIR)/deploy/crds
+		paths=$(CURDIR)/api/v1alpha1/... output:crd:dir=$(CURDIR)/deploy/crds
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)

@@ -42,14 +42,14 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
-	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/daemon"
 	"github.com/raas-dev/raas/internal/exampletest"
-	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
-	"github.com/raas-dev/raas/reconcile/loop"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/render/catalog"
 	raasschema "github.com/raas-dev/raas/schema"
+	"github.com/raas-dev/raas/source"
 )
 
 const (
@@ -829,7 +829,7 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 	}
 	logs := &logLines{}
 	cat := exampletest.Catalog(t)
-	opts := loop.DefaultOptions()
+	opts := daemon.DefaultOptions()
 	opts.Source = src
 	opts.Catalog = catalog.Options{Dirs: []string{cat}, CacheDir: t.TempDir()}
 	opts.Reconcile.PollInterval = 100 * time.Millisecond
@@ -837,16 +837,16 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 	// Leader election and the bridges log through klog: into the same lines.
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer klog.ClearLogger()
-	l, err := loop.New(saCfg, opts)
+	l, err := daemon.New(saCfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := loop.DefaultLeaderOptions()
+	lo := daemon.DefaultLeaderOptions()
 	lo.Identity = "deploy-test"
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- loop.RunAsLeader(runCtx, saCfg, lo, func(ctx context.Context) { _ = l.Run(ctx) })
+		done <- daemon.RunAsLeader(runCtx, saCfg, lo, func(ctx context.Context) { _ = l.Run(ctx) })
 	}()
 	var once sync.Once
 	var stopErr error

@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/raas-dev/raas/internal/catalog"
 	"github.com/raas-dev/raas/internal/memo"
+	"github.com/raas-dev/raas/render/catalog"
 	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
 )

@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
-	"github.com/raas-dev/raas/internal/catalog"
 	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/render/catalog"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/render")

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/render/catalog"
 	"github.com/raas-dev/raas/schema"
 )
 

@@ -22,12 +22,12 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
+	"github.com/raas-dev/raas/api/v1alpha1"
+	"github.com/raas-dev/raas/daemon"
+	"github.com/raas-dev/raas/daemon/statuspage"
 	"github.com/raas-dev/raas/internal/secret"
-	"github.com/raas-dev/raas/internal/source"
 	"github.com/raas-dev/raas/internal/trigger"
-	"github.com/raas-dev/raas/reconcile/loop"
-	"github.com/raas-dev/raas/reconcile/status"
-	"github.com/raas-dev/raas/reconcile/statuspage"
+	"github.com/raas-dev/raas/source"
 )
 
 type reconcileFlags struct {
@@ -163,12 +163,12 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics := loop.NewMetrics()
-	opts := loop.DefaultOptions()
+	metrics := daemon.NewMetrics()
+	opts := daemon.DefaultOptions()
 	opts.Source, opts.Catalog, opts.Reconcile = src, f.cluster.catalog.options(), f.cluster.options()
 	opts.Logger, opts.Metrics = log, metrics
 	opts.RetryBase, opts.RetryMax = f.retryBase, f.retryMax
-	l, err := loop.New(cfg, opts)
+	l, err := daemon.New(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -199,13 +199,13 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	// hands webhooks to the leader, whose address is in the Lease.
 	var leading atomic.Bool
 	ready := l.Ready
-	lo := loop.DefaultLeaderOptions()
+	lo := daemon.DefaultLeaderOptions()
 	lo.Namespace = f.leaderNS
 	if f.leaderElect {
 		ready = func() bool { return !leading.Load() || l.Ready() }
 		lo.Identity = leaderIdentity(f.listen)
 		if webhook != nil {
-			webhook = loop.ForwardToLeader(webhook, leading.Load, cfg, lo, log)
+			webhook = daemon.ForwardToLeader(webhook, leading.Load, cfg, lo, log)
 		}
 	}
 
@@ -216,11 +216,11 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", page)
-	endpoints := loop.Handler(metrics, webhook, ready)
+	endpoints := daemon.Handler(metrics, webhook, ready)
 	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/webhook"} {
 		mux.Handle(p, endpoints)
 	}
-	g.Go(func() error { return loop.Serve(ctx, f.listen, mux) })
+	g.Go(func() error { return daemon.Serve(ctx, f.listen, mux) })
 	if f.pollInterval > 0 {
 		g.Go(func() error {
 			po := trigger.DefaultPollOptions()
@@ -237,7 +237,7 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		if !f.leaderElect {
 			return l.Run(ctx)
 		}
-		return loop.RunAsLeader(ctx, cfg, lo, func(ctx context.Context) {
+		return daemon.RunAsLeader(ctx, cfg, lo, func(ctx context.Context) {
 			leading.Store(true)
 			defer leading.Store(false)
 			log.Info("leading: reconciling", "identity", lo.Identity)
@@ -257,9 +257,9 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 }
 
 // statusPage is the read-only status page, served at / and /status/ next to /metrics.
-func statusPage(cfg *rest.Config, l *loop.Loop, log *slog.Logger) (http.Handler, error) {
+func statusPage(cfg *rest.Config, l *daemon.Loop, log *slog.Logger) (http.Handler, error) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, status.AddToScheme, schedulingv1beta1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, schedulingv1beta1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/raas-dev/raas/internal/catalog"
+	"github.com/raas-dev/raas/render/catalog"
 )
 
 func newRootCommand() *cobra.Command {

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/raas-dev/raas/reconcile/status"
+	"github.com/raas-dev/raas/api/v1alpha1"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -32,22 +32,22 @@ ones kubectl get tenants lists) and prints a table, or YAML or JSON with -o.`,
 				return err
 			}
 			scheme := runtime.NewScheme()
-			if err := status.AddToScheme(scheme); err != nil {
+			if err := v1alpha1.AddToScheme(scheme); err != nil {
 				return err
 			}
 			c, err := client.New(cfg, client.Options{Scheme: scheme})
 			if err != nil {
 				return err
 			}
-			var list status.TenantList
+			var list v1alpha1.TenantList
 			if err := c.List(cmd.Context(), &list); err != nil {
 				return fmt.Errorf("list tenants (is raas's CRD installed? apply deploy/crds): %w", err)
 			}
 			items := list.Items
 			if len(args) > 0 {
-				items = slices.DeleteFunc(items, func(t status.Tenant) bool { return !slices.Contains(args, t.Name) })
+				items = slices.DeleteFunc(items, func(t v1alpha1.Tenant) bool { return !slices.Contains(args, t.Name) })
 			}
-			slices.SortFunc(items, func(a, b status.Tenant) int { return strings.Compare(a.Name, b.Name) })
+			slices.SortFunc(items, func(a, b v1alpha1.Tenant) int { return strings.Compare(a.Name, b.Name) })
 			for i := range items {
 				items[i].ManagedFields = nil
 			}

@@ -1,0 +1,393 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/raas-dev/raas/api/v1alpha1"
+	"github.com/raas-dev/raas/bridge"
+	"github.com/raas-dev/raas/internal/trigger"
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/render/catalog"
+	"github.com/raas-dev/raas/schema"
+	"github.com/raas-dev/raas/source"
+)
+
+// Options configure a Loop.
+type Options struct {
+	// Source is the tenants repository.
+	Source source.Source
+	// Catalog says where charts and bases are found besides the repository's catalog.
+	Catalog catalog.Options
+	// Reconcile configures the apply, prune and health of each pass.
+	Reconcile reconcile.Options
+	// RenderWorkers is how many tenants render at once.
+	RenderWorkers int
+	// RetryBase and RetryMax bound the backoff before a pass retries tenants that are
+	// not Ready: RetryBase after the first failure, doubling up to RetryMax.
+	RetryBase, RetryMax time.Duration
+	// Status writes a v1alpha1.Tenant per tenant and Events on tenant namespaces.
+	Status bool
+	// Bridge runs a PodGroup bridge for each tenant with gang scheduling whose vcluster
+	// answers, so that gangs created inside reach Volcano on the host.
+	Bridge bool
+	// Logger receives structured logs. Nil discards them.
+	Logger *slog.Logger
+	// Metrics, if set, receive each pass's measurements.
+	Metrics *Metrics
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions retries after 10 seconds, backing off to 5 minutes, and writes status.
+func DefaultOptions() Options {
+	return Options{
+		Reconcile:     reconcile.DefaultOptions(),
+		Catalog:       catalog.DefaultOptions(),
+		RenderWorkers: 2,
+		RetryBase:     10 * time.Second,
+		RetryMax:      5 * time.Minute,
+		Status:        true,
+		Bridge:        true,
+	}
+}
+
+// Loop keeps a host cluster converged with a tenants repository. Triggers coalesce into
+// passes; one pass runs at a time.
+type Loop struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	rec     *reconcile.Reconciler
+	cache   *renderCache
+	status  *statusWriter
+	bridges *bridge.Manager
+	trigger *trigger.Trigger
+
+	mu       sync.Mutex
+	lastGood *good // the newest revision that fetched and parsed
+	failures map[string]int
+	logged   map[string]string // each tenant's health and reason as last logged
+	last     *reconcile.Result
+	ready    bool
+	retry    *time.Timer
+}
+
+// good is a revision that fetched and whose platform config parsed, with its render.
+type good struct {
+	id     string
+	render *render.Result
+}
+
+// New returns a loop that applies to the host cluster cfg reaches.
+func New(cfg *rest.Config, opts Options) (*Loop, error) {
+	if opts.Source == nil {
+		return nil, errors.New("loop: no source")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	rec, err := reconcile.New(cfg, opts.Reconcile)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{
+		opts: opts, log: log, now: now, rec: rec,
+		cache:    newRenderCache(opts.Catalog, max(opts.RenderWorkers, 1)),
+		trigger:  trigger.New(),
+		failures: map[string]int{},
+	}
+	if opts.Bridge {
+		if l.bridges, err = bridge.NewManager(cfg, bridge.DefaultOptions()); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Status {
+		scheme := runtime.NewScheme()
+		if err := clientgoscheme.AddToScheme(scheme); err != nil {
+			return nil, err
+		}
+		if err := v1alpha1.AddToScheme(scheme); err != nil {
+			return nil, err
+		}
+		scfg := rest.CopyConfig(cfg)
+		scfg.QPS, scfg.Burst = opts.Reconcile.QPS, opts.Reconcile.Burst
+		if opts.Reconcile.WrapTransport != nil {
+			scfg.Wrap(opts.Reconcile.WrapTransport)
+		}
+		c, err := client.New(scfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return nil, fmt.Errorf("status client: %w", err)
+		}
+		l.status = &statusWriter{client: c, log: log, now: now}
+	}
+	return l, nil
+}
+
+// Trigger returns the trigger that starts passes: give it to pollers, webhooks and
+// watches.
+func (l *Loop) Trigger() *trigger.Trigger { return l.trigger }
+
+// Ready reports whether the loop has completed a pass.
+func (l *Loop) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ready
+}
+
+// Last returns the result of the last pass, or nil.
+func (l *Loop) Last() *reconcile.Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Run runs a pass at once, then one per trigger, until ctx ends. A pass that fails does
+// not end the loop: it is logged and retried with backoff.
+func (l *Loop) Run(ctx context.Context) error {
+	l.trigger.Trigger("start")
+	defer l.stopRetry()
+	if l.bridges != nil {
+		defer l.bridges.Stop() // the next leader runs them
+	}
+	for {
+		reasons, err := l.trigger.Wait(ctx)
+		if err != nil {
+			return nil // ctx ended: a clean shutdown
+		}
+		if _, err := l.Pass(ctx, reasons...); err != nil && ctx.Err() == nil {
+			l.log.Error("pass failed", "error", err)
+			l.scheduleRetry(1)
+		}
+	}
+}
+
+// Pass runs one pass: fetch, render what changed, apply, and report. When the fetch
+// fails, or the new revision's platform config does not parse, it applies the last good
+// revision instead and prunes nothing. It returns an error only when there is nothing to
+// apply at all, or the host cannot be reached.
+func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, error) {
+	start := l.now()
+	log := l.log.With("reasons", reasons)
+	rendered, revision, held, stats, err := l.checkout(ctx, log)
+	if err != nil {
+		l.count("failed")
+		return nil, err
+	}
+	res, err := l.rec.Apply(ctx, reconcile.Input{Render: rendered, Revision: revision, FetchErr: held})
+	if err != nil {
+		l.count("failed")
+		return nil, fmt.Errorf("apply %s: %w", revision, err)
+	}
+	stalled := map[string]bool{}
+	for _, r := range rendered.Repo.Rejected {
+		stalled[r.Name] = true
+	}
+	for _, f := range rendered.Failed {
+		stalled[f.Tenant] = true
+	}
+	elapsed := l.now().Sub(start)
+	if l.opts.Metrics != nil {
+		l.opts.Metrics.observe(res, elapsed.Seconds(), stats, stalled)
+		l.count(map[bool]string{true: "failed", false: "ok"}[res.Failed()])
+	}
+	bridged := l.syncBridges(ctx, log, res, rendered)
+	if l.status != nil {
+		l.status.write(ctx, res, rendered, stalled, bridged)
+	}
+	l.logResult(log, res, elapsed, stats, held)
+	l.mu.Lock()
+	l.last, l.ready = res, true
+	l.mu.Unlock()
+	l.backoff(res, stalled)
+	return res, nil
+}
+
+// checkout fetches and renders the newest revision, or falls back to the last good one.
+// held is why the newest revision is not the one applied, if it is not; then nothing is
+// pruned.
+func (l *Loop) checkout(ctx context.Context, log *slog.Logger) (rendered *render.Result, revision string, held error, stats renderStats, err error) {
+	fetchStart := l.now()
+	rev, fetchErr := l.opts.Source.Fetch(ctx)
+	if m := l.opts.Metrics; m != nil {
+		m.fetchDuration.Observe(l.now().Sub(fetchStart).Seconds())
+		if fetchErr != nil {
+			m.fetchErrors.Inc()
+		}
+	}
+	if fetchErr == nil {
+		rendered, stats, err = l.cache.render(rev.FS, rev.Dir)
+		switch {
+		case err != nil:
+			fetchErr = fmt.Errorf("revision %s cannot be read: %w", rev.Short(), err)
+		case !rendered.Repo.Usable():
+			fetchErr = fmt.Errorf("revision %s has an invalid platform config: %v", rev.Short(), rendered.Repo.Problems.Errors())
+		default:
+			l.mu.Lock()
+			l.lastGood = &good{id: rev.ID, render: rendered}
+			l.mu.Unlock()
+			return rendered, rev.ID, nil, stats, nil
+		}
+	}
+	l.mu.Lock()
+	last := l.lastGood
+	l.mu.Unlock()
+	if last == nil {
+		return nil, "", nil, stats, fmt.Errorf("no good revision yet: %w", fetchErr)
+	}
+	log.Warn("keeping the last good revision; nothing is pruned", "revision", last.id, "error", fetchErr)
+	return last.render, last.id, fetchErr, stats, nil
+}
+
+func (l *Loop) count(outcome string) {
+	if l.opts.Metrics != nil {
+		l.opts.Metrics.passes.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.Duration, stats renderStats, held error) {
+	attrs := []any{"revision", res.Revision, "duration", elapsed.Round(time.Millisecond).String(),
+		"objects", res.Summary(), "render_hits", stats.hits, "render_misses", stats.misses}
+	if res.PruneBlocked != "" {
+		attrs = append(attrs, "prune_blocked", res.PruneBlocked)
+	}
+	if held != nil {
+		attrs = append(attrs, "held_back", held.Error())
+	}
+	for _, e := range res.Errors {
+		log.Error("pass error", "error", e)
+	}
+	for _, rb := range res.Rebuilt {
+		log.Warn("inventory rebuilt", "tenant", rb.Tenant, "reason", rb.Reason, "objects", rb.Objects)
+	}
+	// A tenant's state is logged when it changes, not on every poll.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[string]string{}
+	changed := res.Changed() || res.Failed()
+	for _, t := range res.Tenants {
+		state := string(t.Health) + ": " + t.Reason
+		seen[t.Name] = state
+		if l.logged[t.Name] == state {
+			continue
+		}
+		changed = true
+		switch t.Health {
+		case reconcile.HealthReady, reconcile.HealthRemoved, reconcile.HealthAsleep:
+			log.Info("tenant "+strings.ToLower(string(t.Health)), "tenant", t.Name, "reason", t.Reason)
+		default:
+			log.Warn("tenant not ready", "tenant", t.Name, "health", string(t.Health), "reason", t.Reason)
+		}
+	}
+	l.logged = seen
+	level := slog.LevelDebug
+	if changed || held != nil {
+		level = slog.LevelInfo
+	}
+	log.Log(context.Background(), level, "pass done", attrs...)
+}
+
+// backoff counts each tenant's consecutive passes without Ready and schedules a retry
+// pass after the shortest backoff among them.
+func (l *Loop) backoff(res *reconcile.Result, stalled map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	worst := 0
+	for _, t := range res.Tenants {
+		if t.Health == reconcile.HealthReady || t.Health == reconcile.HealthRemoved || t.Health == reconcile.HealthAsleep || stalled[t.Name] {
+			delete(l.failures, t.Name) // a stalled tenant waits for a new commit, not a retry
+			continue
+		}
+		l.failures[t.Name]++
+		if n := l.failures[t.Name]; worst == 0 || n < worst {
+			worst = n
+		}
+	}
+	if worst > 0 {
+		l.scheduleRetryLocked(worst)
+	}
+}
+
+func (l *Loop) scheduleRetry(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.scheduleRetryLocked(n)
+}
+
+func (l *Loop) scheduleRetryLocked(n int) {
+	d := l.opts.RetryBase
+	for i := 1; i < n && d < l.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, l.opts.RetryMax)
+	if d <= 0 {
+		return
+	}
+	if l.retry != nil {
+		l.retry.Stop()
+	}
+	l.retry = time.AfterFunc(d, func() { l.trigger.Trigger("retry") })
+}
+
+func (l *Loop) stopRetry() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retry != nil {
+		l.retry.Stop()
+	}
+}
+
+// syncBridges runs a PodGroup bridge for every tenant with gang scheduling whose virtual
+// objects this pass could reach, and stops the others. It returns each bridge's report.
+func (l *Loop) syncBridges(ctx context.Context, log *slog.Logger, res *reconcile.Result, rendered *render.Result) map[string]bridge.Status {
+	if l.bridges == nil || rendered.Repo.Platform == nil {
+		return nil
+	}
+	p := rendered.Repo.Platform
+	var targets []bridge.Target
+	for _, t := range rendered.Repo.Tenants {
+		if !*t.Spec.Scheduling.Gang.Enabled || t.Asleep || !virtualReached(res, t.Metadata.Name) {
+			continue
+		}
+		name := t.Metadata.Name
+		targets = append(targets, bridge.Target{
+			Tenant: name, HostNamespace: p.Namespace(name), Queue: p.Queue(name), Release: schema.Release(name),
+		})
+	}
+	if err := l.bridges.Sync(ctx, targets); err != nil {
+		log.Warn("podgroup bridges", "error", err)
+	}
+	reports := map[string]bridge.Status{}
+	for _, st := range l.bridges.Status() {
+		reports[st.Tenant] = st
+	}
+	return reports
+}
+
+// virtualReached reports whether the pass reached the tenant's vcluster: some virtual
+// object of the tenant was applied or found unchanged.
+func virtualReached(res *reconcile.Result, tenant string) bool {
+	for _, e := range res.Select(tenant, render.Virtual) {
+		switch e.Action {
+		case reconcile.Created, reconcile.Configured, reconcile.Drifted, reconcile.Unchanged:
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,317 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/raas-dev/raas/api/v1alpha1"
+	"github.com/raas-dev/raas/bridge"
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
+	"github.com/raas-dev/raas/source"
+)
+
+// statusWriter keeps one v1alpha1.Tenant per tenant in the host cluster, and records an
+// Event on the tenant's namespace whenever its phase changes.
+type statusWriter struct {
+	client  client.Client
+	log     *slog.Logger
+	now     func() time.Time
+	missing bool // the Tenant CRD is not installed; said once
+}
+
+// phaseOf maps a tenant's health after a pass to its phase. A tenant whose file does not
+// validate or render is Stalled: its objects stay as last applied.
+func phaseOf(t reconcile.TenantStatus, stalled map[string]bool) v1alpha1.Phase {
+	switch {
+	case stalled[t.Name]:
+		return v1alpha1.Stalled
+	case t.Health == reconcile.HealthReady:
+		return v1alpha1.Ready
+	case t.Health == reconcile.HealthAsleep:
+		return v1alpha1.Asleep
+	case t.Health == reconcile.HealthProgressing:
+		return v1alpha1.Progressing
+	default:
+		return v1alpha1.Failed
+	}
+}
+
+// reasonOf is a CamelCase word for a tenant's phase.
+func reasonOf(phase v1alpha1.Phase, t reconcile.TenantStatus) string {
+	switch phase {
+	case v1alpha1.Ready:
+		return "Reconciled"
+	case v1alpha1.Stalled:
+		return "InvalidSpec"
+	case v1alpha1.Progressing:
+		return "WaitingForVCluster"
+	case v1alpha1.Asleep:
+		return "SandboxExpired"
+	}
+	return "ReconcileFailed"
+}
+
+// write records the outcome of a pass. Tenants that were removed lose their Tenant object.
+func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, stalled map[string]bool, bridges map[string]bridge.Status) {
+	if w.missing {
+		return
+	}
+	outputs := map[string]*render.Output{}
+	for _, out := range rendered.Tenants {
+		outputs[out.Tenant] = out
+	}
+	var list v1alpha1.TenantList
+	if err := w.client.List(ctx, &list); err != nil {
+		if meta.IsNoMatchError(err) || isCRDMissing(err) {
+			w.missing = true
+			w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
+			return
+		}
+		w.log.Error("list tenant status", "error", err)
+		return
+	}
+	existing := map[string]*v1alpha1.Tenant{}
+	for i := range list.Items {
+		existing[list.Items[i].Name] = &list.Items[i]
+	}
+	for _, t := range res.Tenants {
+		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], stalled, bridges); err != nil {
+			if meta.IsNoMatchError(err) || isCRDMissing(err) {
+				w.missing = true
+				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
+				return
+			}
+			w.log.Error("write tenant status", "tenant", t.Name, "error", err)
+		}
+	}
+}
+
+// sameSpec compares two specs, the tenant's source by meaning: the API server may return
+// the JSON with another key order.
+func sameSpec(a, b v1alpha1.TenantSpec) bool {
+	var sa, sb any
+	if len(a.Source.Raw) > 0 && json.Unmarshal(a.Source.Raw, &sa) != nil {
+		return false
+	}
+	if len(b.Source.Raw) > 0 && json.Unmarshal(b.Source.Raw, &sb) != nil {
+		return false
+	}
+	a.Source, b.Source = runtime.RawExtension{}, runtime.RawExtension{}
+	return equality.Semantic.DeepEqual(a, b) && equality.Semantic.DeepEqual(sa, sb)
+}
+
+// isCRDMissing reports whether err says the tenants resource does not exist (rather
+// than, say, that raas may not read it).
+func isCRDMissing(err error) bool {
+	if !apierrors.IsNotFound(err) {
+		return false
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Kind == "tenants" && d.Name == ""
+}
+
+func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, obj *v1alpha1.Tenant, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
+	switch {
+	case t.Health == reconcile.HealthRemoved:
+		if obj != nil {
+			return client.IgnoreNotFound(w.client.Delete(ctx, obj))
+		}
+		return nil
+	case obj == nil:
+		obj = &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: t.Name}}
+	}
+
+	spec := v1alpha1.TenantSpec{File: t.File}
+	if p := repo.Platform; p != nil {
+		spec.Namespace, spec.Queue = p.Namespace(t.Name), p.Queue(t.Name)
+	}
+	if tn := repo.Tenant(t.Name); tn != nil {
+		raw, err := json.Marshal(tn.Spec)
+		if err != nil {
+			return err
+		}
+		spec.Source = runtime.RawExtension{Raw: raw}
+	} else if obj.Spec.Source.Raw != nil {
+		spec.Source = obj.Spec.Source // an invalid file keeps the last good spec
+	}
+	labels := map[string]string{schema.LabelManagedBy: schema.ManagedBy}
+	if obj.ResourceVersion == "" {
+		obj.Labels, obj.Spec = labels, spec
+		if err := w.client.Create(ctx, obj); err != nil {
+			return err
+		}
+	} else if !sameSpec(obj.Spec, spec) || !equality.Semantic.DeepEqual(obj.Labels, labels) {
+		obj.Labels, obj.Spec = labels, spec
+		if err := w.client.Update(ctx, obj); err != nil {
+			return err
+		}
+	}
+
+	phase := phaseOf(t, stalled)
+	before := obj.Status.DeepCopy()
+	previous := before.Phase
+	st := &obj.Status
+	st.Phase = phase
+	st.Reason = reasonOf(phase, t)
+	st.Message = t.Reason
+	st.ObservedRevision = res.Revision
+	if phase == v1alpha1.Ready || phase == v1alpha1.Progressing || phase == v1alpha1.Asleep {
+		st.AppliedRevision = res.Revision
+		st.LastError = ""
+	} else {
+		st.LastError = t.Reason
+	}
+	if out != nil {
+		st.Objects = len(out.Host) + len(out.Virtual)
+	}
+	st.PodGroups = nil
+	if b, ok := bridges[t.Name]; ok {
+		st.PodGroups = &v1alpha1.PodGroupStatus{Mirrored: b.Mirrored}
+		for _, r := range b.Refused {
+			st.PodGroups.Collisions = append(st.PodGroups.Collisions, fmt.Sprintf("%s/%s: %s", r.Namespace, r.Name, r.Reason))
+		}
+	}
+	held := heldCondition(res.HeldBack)
+	if res.HeldBack != nil {
+		var sig *source.SignatureError
+		if errors.As(res.HeldBack, &sig) {
+			st.ObservedRevision = sig.Commit
+		}
+		st.LastError = res.HeldBack.Error()
+	}
+	heldBefore := meta.FindStatusCondition(st.Conditions, conditionCurrent)
+	heldChanged := res.HeldBack != nil && (heldBefore == nil || heldBefore.Status != held.Status || heldBefore.Message != held.Message)
+	held.ObservedGeneration = obj.Generation
+	meta.SetStatusCondition(&st.Conditions, held)
+	readyStatus := metav1.ConditionFalse
+	if phase == v1alpha1.Ready {
+		readyStatus = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: "Ready", Status: readyStatus, Reason: st.Reason, Message: truncate(t.Reason, 1024),
+		ObservedGeneration: obj.Generation,
+	})
+	// A pass that changed nothing for the tenant writes nothing: times move only with
+	// something else.
+	if equality.Semantic.DeepEqual(before, st) {
+		return nil
+	}
+	now := metav1.NewTime(w.now())
+	if previous != phase {
+		st.LastTransitionTime = &now
+	}
+	if t.Change != reconcile.TenantUnchanged || st.LastAppliedTime == nil {
+		st.LastAppliedTime = &now
+	}
+	if err := w.client.Status().Update(ctx, obj); err != nil {
+		return err
+	}
+	if previous != phase {
+		w.event(ctx, spec.Namespace, obj, previous, phase, t.Reason)
+	}
+	if heldChanged {
+		w.record(ctx, spec.Namespace, obj, corev1.EventTypeWarning, held.Reason,
+			fmt.Sprintf("tenant %s stays at revision %s: %s", obj.Name, res.Revision, held.Message))
+	}
+	return nil
+}
+
+// conditionCurrent is the condition that says whether the revision applied is the newest
+// one, and why not when it is not.
+const conditionCurrent = "RevisionCurrent"
+
+// heldCondition is the RevisionCurrent condition for a pass held back by err (nil: not
+// held back).
+func heldCondition(err error) metav1.Condition {
+	switch {
+	case err == nil:
+		return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionTrue, Reason: "Current",
+			Message: "the newest revision is applied"}
+	case errors.Is(err, source.ErrUnverified):
+		return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionFalse, Reason: "UnverifiedCommit",
+			Message: truncate("the newest commit is refused, the last verified revision stays applied and nothing is pruned: "+err.Error(), 1024)}
+	}
+	return metav1.Condition{Type: conditionCurrent, Status: metav1.ConditionFalse, Reason: "FetchFailed",
+		Message: truncate("the newest revision could not be used, the last good one stays applied and nothing is pruned: "+err.Error(), 1024)}
+}
+
+// record creates an Event on the tenant's namespace.
+func (w *statusWriter) record(ctx context.Context, namespace string, obj *v1alpha1.Tenant, kind, reason, msg string) {
+	if namespace == "" {
+		return
+	}
+	now := metav1.NewTime(w.now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "raas-" + obj.Name + "-", Namespace: namespace},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "v1", Kind: "Namespace", Name: namespace, Namespace: namespace,
+		},
+		Reason: reason, Message: truncate(msg, 1024), Type: kind,
+		Source:         corev1.EventSource{Component: "raas"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
+	}
+	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
+		w.log.Warn("record event", "tenant", obj.Name, "error", err)
+	}
+}
+
+// event records a phase change on the tenant's namespace, for `kubectl describe` and
+// `kubectl get events`.
+func (w *statusWriter) event(ctx context.Context, namespace string, obj *v1alpha1.Tenant, from, to v1alpha1.Phase, why string) {
+	if namespace == "" {
+		return
+	}
+	kind := corev1.EventTypeNormal
+	if to == v1alpha1.Failed || to == v1alpha1.Stalled {
+		kind = corev1.EventTypeWarning
+	}
+	msg := fmt.Sprintf("tenant %s is %s", obj.Name, to)
+	if from != "" {
+		msg = fmt.Sprintf("tenant %s went from %s to %s", obj.Name, from, to)
+	}
+	if why != "" {
+		msg += ": " + why
+	}
+	now := metav1.NewTime(w.now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "raas-" + obj.Name + "-", Namespace: namespace},
+		// The API server wants the involved object's namespace to be the Event's, even for
+		// a Namespace (kubectl describe namespace finds it there).
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: "v1", Kind: "Namespace", Name: namespace, Namespace: namespace,
+		},
+		Reason: string(to), Message: truncate(msg, 1024), Type: kind,
+		Source:         corev1.EventSource{Component: "raas"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
+	}
+	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
+		w.log.Warn("record event", "tenant", obj.Name, "error", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
