@@ -17,8 +17,7 @@ import (
 // TestProfilesGolden loads the examples with each case's tenants added, on a fixed day,
 // and compares the problems and the expanded tenants with the case's want.yaml.
 func TestProfilesGolden(t *testing.T) {
-	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
-	schema.Now = func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	day := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	cases, err := filepath.Glob("../testdata/profiles/*/tenants")
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("no cases: %v", err)
@@ -35,7 +34,7 @@ func TestProfilesGolden(t *testing.T) {
 				}
 				fsys[path.Join(schema.TenantsDir, filepath.Base(f))] = &fstest.MapFile{Data: data}
 			}
-			repo, err := schema.Load(fsys)
+			repo, err := schema.LoadAt(fsys, day)
 			if err != nil {
 				t.Fatal(err)
 			}
