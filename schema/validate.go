@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/raas-dev/raas/internal/volcano"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilversion "k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/raas-dev/raas/internal/volcano"
 )
 
 // checker collects problems for one document, pinned to its fields' positions.
