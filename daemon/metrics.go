@@ -68,7 +68,7 @@ func NewMetrics() *Metrics {
 }
 
 // observe records a pass's result.
-func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats renderStats, stalled map[string]bool) {
+func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats renderStats) {
 	m.passDuration.Observe(seconds)
 	m.renderCache.WithLabelValues("hit").Add(float64(stats.hits))
 	m.renderCache.WithLabelValues("miss").Add(float64(stats.misses))
@@ -81,7 +81,7 @@ func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats renderSt
 			m.tenantDuration.DeleteLabelValues(t.Name)
 			continue
 		}
-		phases[string(phaseOf(t, stalled))]++
+		phases[string(phaseOf(t))]++
 		m.tenantDuration.WithLabelValues(t.Name).Observe(seconds)
 	}
 	for phase, n := range phases {

@@ -63,7 +63,7 @@ func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release str
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		if !time.Now().Add(r.opts.PollInterval).Before(deadline) {
+		if !r.now().Add(r.opts.PollInterval).Before(deadline) {
 			return nil, nil, fmt.Errorf("%w: %w", errVClusterNotUp, err)
 		}
 		select {
@@ -98,7 +98,7 @@ func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string,
 	}
 	// An API that accepts connections and never answers must not hold the pass past its
 	// deadline: the attempt ends with it.
-	actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(time.Until(deadline), minAttempt)))
+	actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(deadline.Sub(r.now()), minAttempt)))
 	defer cancel()
 	// The client's REST mapper discovers API groups without the context, bounded only by
 	// the TLS handshake and request timeouts: wait for the index no longer than actx.
