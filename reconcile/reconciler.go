@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +25,7 @@ type Reconciler struct {
 	opts      Options
 	now       func() time.Time
 	host      client.Client
+	secrets   corev1client.SecretsGetter
 	hostMgr   *ssa.ResourceManager
 	vclusters vclusterCache
 	checked   checkedCache
@@ -43,6 +45,10 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
 	r.host = c
+	// The vclusters' kubeconfig Secrets are read as the PodGroup bridges read them.
+	if r.secrets, err = corev1client.NewForConfig(r.restConfig(cfg)); err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
 	r.hostMgr = r.resourceManager(c)
 	return r, nil
 }
