@@ -281,10 +281,9 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 			continue
 		}
 		changed = true
-		switch {
-		case t.Health.Settled():
+		if t.Health.Settled() {
 			log.Info("tenant "+strings.ToLower(string(t.Health)), "tenant", t.Name, "reason", t.Reason)
-		default:
+		} else {
 			log.Warn("tenant not ready", "tenant", t.Name, "health", string(t.Health), "reason", t.Reason)
 		}
 	}
