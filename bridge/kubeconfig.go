@@ -2,20 +2,13 @@ package bridge
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/raas-dev/raas/schema"
+	"github.com/raas-dev/raas/internal/vclusterconfig"
 )
-
-// KubeconfigKey is the key of the kubeconfig in the Secret vcluster exports.
-const KubeconfigKey = "config"
 
 // VirtualConfig reads the kubeconfig that the vcluster of release exports into the host
 // namespace (Secret vc-<release>, key config) and returns its client config.
@@ -27,19 +20,13 @@ func VirtualConfig(ctx context.Context, host kubernetes.Interface, namespace, re
 // virtualConfig also returns a digest of the kubeconfig, which changes when the vcluster
 // is recreated or its certificates rotate.
 func virtualConfig(ctx context.Context, host kubernetes.Interface, namespace, release string) (*rest.Config, string, error) {
-	name := schema.KubeconfigSecret(release)
-	secret, err := host.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	kc, err := vclusterconfig.Read(ctx, host.CoreV1(), namespace, release)
 	if err != nil {
-		return nil, "", fmt.Errorf("vcluster %s/%s: kubeconfig secret: %w", namespace, release, err)
+		return nil, "", fmt.Errorf("vcluster %s/%s: %w", namespace, release, err)
 	}
-	data := secret.Data[KubeconfigKey]
-	if len(data) == 0 {
-		return nil, "", fmt.Errorf("vcluster %s/%s: secret %s has no key %q", namespace, release, name, KubeconfigKey)
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	cfg, err := kc.RESTConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("vcluster %s/%s: secret %s: %w", namespace, release, name, err)
+		return nil, "", fmt.Errorf("vcluster %s/%s: secret %s: %w", namespace, release, vclusterconfig.SecretName(release), err)
 	}
-	sum := sha256.Sum256(data)
-	return cfg, hex.EncodeToString(sum[:]), nil
+	return cfg, kc.Digest(), nil
 }

@@ -198,27 +198,20 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 		l.count("failed")
 		return nil, fmt.Errorf("apply %s: %w", revision, err)
 	}
-	stalled := map[string]bool{}
-	for _, r := range rendered.Repo.Rejected {
-		stalled[r.Name] = true
-	}
-	for _, f := range rendered.Failed {
-		stalled[f.Tenant] = true
-	}
 	elapsed := l.now().Sub(start)
 	if l.opts.Metrics != nil {
-		l.opts.Metrics.observe(res, elapsed.Seconds(), stats, stalled)
+		l.opts.Metrics.observe(res, elapsed.Seconds(), stats)
 		l.count(map[bool]string{true: "failed", false: "ok"}[res.Failed()])
 	}
-	bridged := l.syncBridges(ctx, log, res, rendered)
+	bridged := l.syncBridges(ctx, log, res)
 	if l.status != nil {
-		l.status.write(ctx, res, rendered, stalled, bridged)
+		l.status.write(ctx, res, rendered, bridged)
 	}
 	l.logResult(log, res, elapsed, stats, held)
 	l.mu.Lock()
 	l.last, l.ready = res, true
 	l.mu.Unlock()
-	l.backoff(res, stalled)
+	l.backoff(res)
 	return res, nil
 }
 
@@ -291,10 +284,9 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 			continue
 		}
 		changed = true
-		switch t.Health {
-		case reconcile.HealthReady, reconcile.HealthRemoved, reconcile.HealthAsleep:
+		if t.Health.Settled() {
 			log.Info("tenant "+strings.ToLower(string(t.Health)), "tenant", t.Name, "reason", t.Reason)
-		default:
+		} else {
 			log.Warn("tenant not ready", "tenant", t.Name, "health", string(t.Health), "reason", t.Reason)
 		}
 	}
@@ -308,12 +300,12 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 
 // backoff counts each tenant's consecutive passes without Ready and schedules a retry
 // pass after the shortest backoff among them.
-func (l *Loop) backoff(res *reconcile.Result, stalled map[string]bool) {
+func (l *Loop) backoff(res *reconcile.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	worst := 0
 	for _, t := range res.Tenants {
-		if t.Health == reconcile.HealthReady || t.Health == reconcile.HealthRemoved || t.Health == reconcile.HealthAsleep || stalled[t.Name] {
+		if t.Health.Settled() || t.Stalled {
 			delete(l.failures, t.Name) // a stalled tenant waits for a new commit, not a retry
 			continue
 		}
@@ -358,19 +350,18 @@ func (l *Loop) stopRetry() {
 
 // syncBridges runs a PodGroup bridge for every tenant with gang scheduling whose virtual
 // objects this pass could reach, and stops the others. It returns each bridge's report.
-func (l *Loop) syncBridges(ctx context.Context, log *slog.Logger, res *reconcile.Result, rendered *render.Result) map[string]bridge.Status {
-	if l.bridges == nil || rendered.Repo.Platform == nil {
+// A sleeping, broken or removed tenant's vcluster is not reached.
+func (l *Loop) syncBridges(ctx context.Context, log *slog.Logger, res *reconcile.Result) map[string]bridge.Status {
+	if l.bridges == nil {
 		return nil
 	}
-	p := rendered.Repo.Platform
 	var targets []bridge.Target
-	for _, t := range rendered.Repo.Tenants {
-		if !*t.Spec.Scheduling.Gang.Enabled || t.Asleep || !virtualReached(res, t.Metadata.Name) {
+	for _, t := range res.Tenants {
+		if !t.Gang || !virtualReached(res, t.Name) {
 			continue
 		}
-		name := t.Metadata.Name
 		targets = append(targets, bridge.Target{
-			Tenant: name, HostNamespace: p.Namespace(name), Queue: p.Queue(name), Release: schema.Release(name),
+			Tenant: t.Name, HostNamespace: t.Namespace, Queue: t.Queue, Release: schema.Release(t.Name),
 		})
 	}
 	if err := l.bridges.Sync(ctx, targets); err != nil {

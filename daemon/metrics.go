@@ -69,7 +69,7 @@ func NewMetrics() *Metrics {
 }
 
 // observe records a pass's result.
-func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.CacheStats, stalled map[string]bool) {
+func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.CacheStats) {
 	m.passDuration.Observe(seconds)
 	m.renderCache.WithLabelValues("hit").Add(float64(stats.Hits))
 	m.renderCache.WithLabelValues("miss").Add(float64(stats.Misses))
@@ -82,7 +82,7 @@ func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.C
 			m.tenantDuration.DeleteLabelValues(t.Name)
 			continue
 		}
-		phases[string(phaseOf(t, stalled))]++
+		phases[string(phaseOf(t))]++
 		m.tenantDuration.WithLabelValues(t.Name).Observe(seconds)
 	}
 	for phase, n := range phases {

@@ -35,9 +35,9 @@ type statusWriter struct {
 
 // phaseOf maps a tenant's health after a pass to its phase. A tenant whose file does not
 // validate or render is Stalled: its objects stay as last applied.
-func phaseOf(t reconcile.TenantStatus, stalled map[string]bool) v1alpha1.Phase {
+func phaseOf(t reconcile.TenantResult) v1alpha1.Phase {
 	switch {
-	case stalled[t.Name]:
+	case t.Stalled:
 		return v1alpha1.Stalled
 	case t.Health == reconcile.HealthReady:
 		return v1alpha1.Ready
@@ -51,7 +51,7 @@ func phaseOf(t reconcile.TenantStatus, stalled map[string]bool) v1alpha1.Phase {
 }
 
 // reasonOf is a CamelCase word for a tenant's phase.
-func reasonOf(phase v1alpha1.Phase, t reconcile.TenantStatus) string {
+func reasonOf(phase v1alpha1.Phase, t reconcile.TenantResult) string {
 	switch phase {
 	case v1alpha1.Ready:
 		return "Reconciled"
@@ -66,7 +66,7 @@ func reasonOf(phase v1alpha1.Phase, t reconcile.TenantStatus) string {
 }
 
 // write records the outcome of a pass. Tenants that were removed lose their Tenant object.
-func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, stalled map[string]bool, bridges map[string]bridge.Status) {
+func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, bridges map[string]bridge.Status) {
 	if w.missing {
 		return
 	}
@@ -89,7 +89,7 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 		existing[list.Items[i].Name] = &list.Items[i]
 	}
 	for _, t := range res.Tenants {
-		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], stalled, bridges); err != nil {
+		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], bridges); err != nil {
 			if meta.IsNoMatchError(err) || isCRDMissing(err) {
 				w.missing = true
 				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
@@ -128,7 +128,7 @@ func isCRDMissing(err error) bool {
 	return d != nil && d.Kind == "tenants" && d.Name == ""
 }
 
-func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantStatus, repo *schema.Repo, obj *v1alpha1.Tenant, out *render.Output, stalled map[string]bool, bridges map[string]bridge.Status) error {
+func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t reconcile.TenantResult, repo *schema.Repo, obj *v1alpha1.Tenant, out *render.Output, bridges map[string]bridge.Status) error {
 	switch {
 	case t.Health == reconcile.HealthRemoved:
 		if obj != nil {
@@ -139,10 +139,7 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 		obj = &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: t.Name}}
 	}
 
-	spec := v1alpha1.TenantSpec{File: t.File}
-	if p := repo.Platform; p != nil {
-		spec.Namespace, spec.Queue = p.Namespace(t.Name), p.Queue(t.Name)
-	}
+	spec := v1alpha1.TenantSpec{File: t.File, Namespace: t.Namespace, Queue: t.Queue}
 	if tn := repo.Tenant(t.Name); tn != nil {
 		raw, err := json.Marshal(tn.Spec)
 		if err != nil {
@@ -165,7 +162,7 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 		}
 	}
 
-	phase := phaseOf(t, stalled)
+	phase := phaseOf(t)
 	before := obj.Status.DeepCopy()
 	previous := before.Phase
 	st := &obj.Status

@@ -1,12 +1,8 @@
 package reconcile_test
 
 import (
-	"context"
-	"errors"
-	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,92 +18,18 @@ import (
 	"github.com/raas-dev/raas/schema"
 )
 
-// startVClusters starts one stand-in vcluster per tenant, together, each exporting its
-// kubeconfig Secret into the tenant's host namespace as vcluster does. They carry no CRDs:
-// raas applies those.
-func startVClusters(t *testing.T, host *testenv.ControlPlane, prefix string, tenants []string) map[string]*testenv.VCluster {
-	t.Helper()
-	var mu sync.Mutex
-	vcs := map[string]*testenv.VCluster{}
-	var errs []error
-	var wg sync.WaitGroup
-	for _, name := range tenants {
-		wg.Go(func() {
-			vc, err := testenv.StartVCluster(context.Background(), host, prefix+name, schema.Release(name), testenv.DefaultVClusterOptions())
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			vcs[name] = vc
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, vc := range vcs {
-			if err := vc.Stop(); err != nil {
-				t.Errorf("stop %s: %v", vc.Release, err)
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	return vcs
-}
-
-// removable finds a tenant of res, not one of keep, whose file can go without making the repository invalid (a
-// sandbox's parent cannot) or changing what the others render (a sandbox's quota returns
-// to its parent), removes it, and returns its name, its file and the render without it.
-func removable(t *testing.T, repo *repo, res *render.Result, keep ...string) (string, string, *render.Result) {
-	t.Helper()
-	names := tenantNames(res)
-	for _, name := range names {
-		if slices.Contains(keep, name) {
-			continue
-		}
-		file := "tenants/" + name + ".yaml"
-		content := repo.read(file)
-		repo.remove(file)
-		without := repo.render()
-		if without.OK() && sameRender(t, res, without, name) {
-			return name, content, without
-		}
-		repo.write(file, content)
-	}
-	t.Fatalf("no tenant of %v can be removed alone without changing the others", names)
-	return "", "", nil
-}
-
-// sameRender reports whether every tenant of b but except renders as in a.
-func sameRender(t *testing.T, a, b *render.Result, except string) bool {
-	t.Helper()
-	yamls := func(res *render.Result) map[string]string {
-		m := map[string]string{}
-		for _, out := range res.Tenants {
-			if out.Tenant == except {
-				continue
-			}
-			for _, o := range append(append([]*render.Object(nil), out.Host...), out.Virtual...) {
-				data, err := o.YAML()
-				if err != nil {
-					t.Fatal(err)
-				}
-				m[out.Tenant+" "+o.ID()] = string(data)
-			}
-		}
-		return m
-	}
-	return maps.Equal(yamls(a), yamls(b))
-}
-
-func tenantNames(res *render.Result) []string {
-	var names []string
-	for _, out := range res.Tenants {
-		names = append(names, out.Tenant)
-	}
-	return names
+// applyEnv is what TestApply's subtests share: the examples repository on one host, its
+// render, a stand-in vcluster per tenant and one Reconciler.
+type applyEnv struct {
+	host   *testenv.ControlPlane
+	prefix string
+	repo   *repo
+	res    *render.Result
+	names  []string
+	vcs    map[string]*testenv.VCluster
+	r      *reconcile.Reconciler
+	count  *counter
+	opts   reconcile.Options
 }
 
 // TestApply walks the example tenants through the life of a tenants repository on one
@@ -129,6 +51,7 @@ func TestApply(t *testing.T) {
 	first, last := names[0], names[len(names)-1]
 	vcs := startVClusters(t, host, prefix, names)
 	r, count, opts := newReconciler(t, host, time.Minute)
+	e := &applyEnv{host: host, prefix: prefix, repo: repo, res: res, names: names, vcs: vcs, r: r, count: count, opts: opts}
 
 	t.Run("applies the example tenants on the host and inside each vcluster", func(t *testing.T) {
 		begin := time.Now()
@@ -314,229 +237,12 @@ func TestApply(t *testing.T) {
 	})
 
 	t.Run("changes nothing for the others and deletes nothing when one tenant fails to render", func(t *testing.T) {
-		// The repository's own catalog gets an empty KubeRay base for one tenant's version,
-		// which fails its render (and that of any tenant on the same version); another
-		// tenant's file is deleted in the same commit.
-		var version string
-		var affected, others []string
-		for _, victim := range names {
-			version = res.Repo.Tenant(victim).Spec.KubeRay.Version
-			affected, others = nil, nil
-			for _, name := range names {
-				if res.Repo.Tenant(name).Spec.KubeRay.Version == version {
-					affected = append(affected, name)
-				} else {
-					others = append(others, name)
-				}
-			}
-			if len(others) >= 2 {
-				break
-			}
-		}
-		if len(others) < 2 {
-			t.Fatalf("examples: no KubeRay version leaves two tenants on another")
-		}
-		removed := others[0]
-		file := "tenants/" + removed + ".yaml"
-		content := repo.read(file)
-		repo.write("catalog/kuberay/"+version+"/README", "an empty base: kustomize fails on it\n")
-		repo.remove(file)
-		t.Cleanup(func() {
-			repo.write(file, content)
-			repo.removeAll("catalog")
-		})
-		broken := repo.render()
-		var failed []string
-		for _, f := range broken.Failed {
-			failed = append(failed, f.Tenant)
-		}
-		if !slices.Equal(failed, affected) {
-			t.Fatalf("render failures %v, want %v", failed, affected)
-		}
-
-		count.reset()
-		out := apply(t, r, broken)
-		if w := count.writesList(); len(w) > 0 {
-			t.Errorf("wrote %v", w)
-		}
-		for _, e := range out.Entries {
-			switch {
-			case slices.Contains(others[1:], e.Tenant) && e.Action != reconcile.Unchanged:
-				t.Errorf("%s, want unchanged", e)
-			case e.Action != reconcile.Unchanged && e.Action != reconcile.Skipped:
-				t.Errorf("%s, want unchanged or skipped", e)
-			}
-		}
-		if out.PruneBlocked == "" {
-			t.Error("PruneBlocked is empty")
-		}
-		for _, name := range affected {
-			if st := out.Tenant(name); st.Health != reconcile.HealthFailed || !strings.Contains(st.Reason, "failed to render") {
-				t.Errorf("%s: %s %s, want Failed to render", name, st.Health, st.Reason)
-			}
-		}
-		if st := out.Tenant(removed); st.Change != reconcile.TenantRemoved || !strings.Contains(st.Reason, "not pruned") {
-			t.Errorf("%s: %+v, want removed but not pruned", removed, st)
-		}
-		for _, to := range res.Tenants {
-			for _, o := range to.Host {
-				if get(t, host.Client, o) == nil {
-					t.Errorf("%s: %s was deleted", to.Tenant, o.ID())
-				}
-			}
-		}
+		deletesNothingOnRenderFailure(t, e)
 	})
-
 	t.Run("deletes nothing when the tenants directory is empty", func(t *testing.T) {
-		files := map[string]string{}
-		for _, name := range tenantNames(res) {
-			file := "tenants/" + name + ".yaml"
-			files[file] = repo.read(file)
-			repo.remove(file)
-		}
-		t.Cleanup(func() {
-			for file, content := range files {
-				repo.write(file, content)
-			}
-		})
-		empty := repo.render()
-		if len(empty.Repo.Tenants) != 0 || !empty.OK() {
-			t.Fatalf("want a valid repository without tenants: %v", empty.Repo.Problems)
-		}
-		count.reset()
-		out, err := r.Apply(ctx, reconcile.Input{Render: empty, Revision: "empty"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mass *reconcile.MassDeleteError
-		if len(out.Errors) != 1 || !errors.As(out.Errors[0], &mass) || !mass.Empty || !slices.Equal(mass.Tenants, names) {
-			t.Errorf("errors %v, want a refused mass deletion of %v", out.Errors, names)
-		}
-		if w := count.writesList(); len(w) > 0 {
-			t.Errorf("wrote %v", w)
-		}
-		for _, name := range tenantNames(res) {
-			if st := out.Tenant(name); st == nil || st.Health != reconcile.HealthFailed || !strings.Contains(st.Reason, "allow mass deletion") {
-				t.Errorf("%s: %+v, want Failed with the refusal", name, st)
-			}
-		}
-		for _, to := range res.Tenants {
-			for _, o := range to.Host {
-				if get(t, host.Client, o) == nil {
-					t.Errorf("%s: %s was deleted", to.Tenant, o.ID())
-				}
-			}
-		}
+		deletesNothingWhenEmpty(t, e)
 	})
-
 	t.Run("prunes exactly a removed tenant and keeps its data volumes", func(t *testing.T) {
-		name, vision, pruned := removable(t, repo, res)
-		if rd := res.Repo.Tenant(name).Spec.VCluster.RetainData; rd != nil && !*rd {
-			t.Fatalf("%s does not retain its data", name)
-		}
-		ns := prefix + name
-		// The StatefulSet controller would create this claim from the vcluster's
-		// volumeClaimTemplates; raas never renders it.
-		pvc := &corev1.PersistentVolumeClaim{
-			ObjectMeta: metav1.ObjectMeta{Name: "data-" + name + "-0", Namespace: ns, Labels: map[string]string{"app": "vcluster", "release": name}},
-			Spec: corev1.PersistentVolumeClaimSpec{
-				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
-			},
-		}
-		if err := host.Client.Create(ctx, pvc); err != nil {
-			t.Fatal(err)
-		}
-		others := map[string]string{}
-		for _, to := range res.Tenants {
-			if to.Tenant != name {
-				for _, o := range to.Host {
-					others[o.ID()] = get(t, host.Client, o).GetResourceVersion()
-				}
-			}
-		}
-		count.reset()
-		out := apply(t, r, pruned)
-		var visionOut *render.Output
-		for _, to := range res.Tenants {
-			if to.Tenant == name {
-				visionOut = to
-			}
-		}
-		for _, e := range out.Entries {
-			switch {
-			case e.Tenant != name && e.Action != reconcile.Unchanged:
-				t.Errorf("%s, want unchanged", e)
-			case e.Tenant == name && e.Target == render.Virtual && e.Action != reconcile.Skipped:
-				t.Errorf("%s, want skipped: the vcluster goes as a whole", e)
-			case e.Tenant == name && e.Target == render.Host && e.Kind == "Namespace" && e.Action != reconcile.Retained:
-				t.Errorf("%s, want retained", e)
-			case e.Tenant == name && e.Target == render.Host && e.Kind != "Namespace" && e.Action != reconcile.Deleted:
-				t.Errorf("%s, want deleted", e)
-			}
-		}
-		if n := len(out.Select(name, "")); n != len(visionOut.Host)+len(visionOut.Virtual) {
-			t.Errorf("%d entries for %s, want %d", n, name, len(visionOut.Host)+len(visionOut.Virtual))
-		}
-		if st := out.Tenant(name); st.Health != reconcile.HealthRemoved || !strings.Contains(st.Reason, "data volumes") {
-			t.Errorf("%s: %s %s, want Removed, keeping the data volumes", name, st.Health, st.Reason)
-		}
-		for _, o := range visionOut.Host {
-			live := get(t, host.Client, o)
-			if o.GetKind() == "Namespace" {
-				if live == nil || live.GetDeletionTimestamp() != nil || live.GetAnnotations()[reconcile.AnnotationRetained] == "" {
-					t.Errorf("namespace %s: %v, want kept and annotated", ns, live)
-				}
-				continue
-			}
-			if live != nil {
-				t.Errorf("%s still exists", o.ID())
-			}
-		}
-		var got corev1.PersistentVolumeClaim
-		if err := host.Client.Get(ctx, client.ObjectKeyFromObject(pvc), &got); err != nil || got.DeletionTimestamp != nil {
-			t.Errorf("data volume claim: %v, deletion %v; want it kept", err, got.DeletionTimestamp)
-		}
-		for _, to := range res.Tenants {
-			if to.Tenant == name {
-				continue
-			}
-			for _, o := range to.Host {
-				if live := get(t, host.Client, o); live == nil || live.GetResourceVersion() != others[o.ID()] {
-					t.Errorf("%s: %s was touched", to.Tenant, o.ID())
-				}
-			}
-		}
-		var inv corev1.ConfigMap
-		if err := host.Client.Get(ctx, client.ObjectKey{Namespace: opts.InventoryNamespace, Name: "tenant." + name}, &inv); err == nil {
-			t.Error("the removed tenant's inventory is still there")
-		}
-
-		count.reset()
-		apply(t, r, pruned)
-		if w := count.writesList(); len(w) > 0 {
-			t.Errorf("the pass after the prune wrote %v", w)
-		}
-
-		t.Run("and adopts them again when the tenant comes back", func(t *testing.T) {
-			repo.write("tenants/"+name+".yaml", vision)
-			out := apply(t, r, repo.render())
-			if st := out.Tenant(name); st.Change != reconcile.TenantAdded {
-				t.Errorf("%s: %+v, want added", name, st)
-			}
-			var live corev1.Namespace
-			if err := host.Client.Get(ctx, client.ObjectKey{Name: ns}, &live); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := live.Annotations[reconcile.AnnotationRetained]; ok {
-				t.Errorf("namespace %s still carries %s", ns, reconcile.AnnotationRetained)
-			}
-			if live.Labels["pod-security.kubernetes.io/enforce"] == "" {
-				t.Errorf("namespace %s labels %v, want the tenant's again", ns, live.Labels)
-			}
-			if err := host.Client.Get(ctx, client.ObjectKeyFromObject(pvc), &got); err != nil {
-				t.Errorf("data volume claim: %v", err)
-			}
-		})
+		prunesRemovedTenant(t, e)
 	})
 }

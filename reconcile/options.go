@@ -61,6 +61,8 @@ type Options struct {
 	// WrapTransport, if set, wraps the transport to the host and to every vcluster, for
 	// metrics or request counting.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Now is the clock that deadlines are counted on. Nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultOptions prunes with the safety rails on: at most a quarter of the tenants may go

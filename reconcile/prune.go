@@ -80,14 +80,15 @@ func (r *Reconciler) removals(p *pass) ([]string, error) {
 // removeTenant prunes a tenant whose file is gone, or says why it does not.
 func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) tenantRun {
 	name := inv.Tenant
-	st := TenantStatus{Name: name, File: inv.File, Change: TenantRemoved, Before: inv.Quota}
+	st := p.tenantResult(name)
+	st.File, st.Change, st.Before = inv.File, TenantRemoved, inv.Quota
 	switch {
 	case p.removeErr != nil:
 		st.Health, st.Reason, st.After = HealthFailed, p.removeErr.Error(), inv.Quota
-		return tenantRun{status: st, entries: r.keepObjects(inv, name, "tenant file removed; not pruned: mass deletion refused")}
+		return tenantRun{result: st, entries: keepObjects(inv, name, "tenant file removed; not pruned: mass deletion refused")}
 	case p.pruneBlocked != "":
 		st.Health, st.Reason, st.After = HealthProgressing, "tenant file removed; not pruned: "+p.pruneBlocked, inv.Quota
-		return tenantRun{status: st, entries: r.keepObjects(inv, name, "tenant file removed; not pruned: "+p.pruneBlocked)}
+		return tenantRun{result: st, entries: keepObjects(inv, name, "tenant file removed; not pruned: "+p.pruneBlocked)}
 	}
 
 	host := r.hostLevel(p)
@@ -118,23 +119,23 @@ func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) 
 		}
 	}
 	if p.dryRun {
-		return tenantRun{status: st, entries: entries}
+		// A diff says what would be pruned; what follows records how the prune went.
+		return tenantRun{result: st, entries: entries}
 	}
-	r.forgetVCluster(p.platform.Namespace(name), raasschema.Release(name))
-	r.checked.forget(name)
+	p.w.forget(name, st.Namespace)
 	var err error
 	if len(kept) == 0 {
-		err = r.deleteInventory(ctx, inv)
+		err = p.w.remove(ctx, inv)
 	} else {
 		st.Health, st.Reason, st.After = HealthFailed, fmt.Sprintf("%d object(s) could not be pruned; retried on the next pass", len(kept)), inv.Quota
 		next := *inv
 		next.Objects = kept
-		err = r.storeInventory(ctx, &next)
+		err = p.w.store(ctx, &next)
 	}
 	if err != nil {
 		st.Health, st.Reason = HealthFailed, err.Error()
 	}
-	return tenantRun{status: st, entries: entries}
+	return tenantRun{result: st, entries: entries}
 }
 
 // pruneStale deletes the stale objects, last applied first, and returns their entries and
@@ -205,19 +206,14 @@ func (r *Reconciler) ownedLive(ctx context.Context, lv *level, tenant string, o 
 	return m, nil
 }
 
-// deleteObject deletes one stale object if raas may, or in a dry run says it would.
+// deleteObject deletes one stale object if raas may (a diff's writer only says it would).
 func (r *Reconciler) deleteObject(ctx context.Context, p *pass, lv *level, tenant string, o objectEntry) Entry {
 	m, final := r.ownedLive(ctx, lv, tenant, o)
 	if final != nil {
 		return *final
 	}
 	e := Entry{Tenant: tenant, Target: o.Target, Ref: o.Ref, APIVersion: o.APIVersion, Action: Deleted}
-	if p.dryRun {
-		return e
-	}
-	uid := m.GetUID()
-	err := lv.client.Delete(ctx, m, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
-	if err != nil && !apierrors.IsNotFound(err) {
+	if err := p.w.delete(ctx, lv, m); err != nil && !apierrors.IsNotFound(err) {
 		e.Action, e.Reason = Failed, err.Error()
 	}
 	return e
@@ -234,9 +230,6 @@ func (r *Reconciler) retainNamespace(ctx context.Context, p *pass, tenant string
 	}
 	e := Entry{Tenant: tenant, Target: o.Target, Ref: o.Ref, APIVersion: o.APIVersion, Action: Retained,
 		Reason: "kept with the vcluster's data volumes (retainData); delete it by hand to delete them"}
-	if p.dryRun {
-		return e
-	}
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
@@ -245,9 +238,7 @@ func (r *Reconciler) retainNamespace(ctx context.Context, p *pass, tenant string
 	ns.SetAnnotations(map[string]string{AnnotationRetained: fmt.Sprintf(
 		"tenant %s is no longer in the tenants repository; this namespace holds its vcluster's data volumes. "+
 			"Delete it to delete them, or add the tenant back to reuse them.", tenant)})
-	err := r.host.Apply(ctx, client.ApplyConfigurationFromUnstructured(ns),
-		client.ForceOwnership, client.FieldOwner(r.opts.FieldManager))
-	if err != nil {
+	if err := p.w.apply(ctx, host, ns); err != nil {
 		e.Action, e.Reason = Failed, err.Error()
 	}
 	return e

@@ -2,8 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,7 +23,9 @@ import (
 // time.
 type Reconciler struct {
 	opts      Options
+	now       func() time.Time
 	host      client.Client
+	secrets   corev1client.SecretsGetter
 	hostMgr   *ssa.ResourceManager
 	vclusters vclusterCache
 	checked   checkedCache
@@ -35,12 +36,19 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	if opts.FieldManager == "" || opts.InventoryNamespace == "" {
 		return nil, errors.New("reconcile: options need a field manager and an inventory namespace; start from DefaultOptions")
 	}
-	r := &Reconciler{opts: opts}
+	r := &Reconciler{opts: opts, now: opts.Now}
+	if r.now == nil {
+		r.now = time.Now
+	}
 	c, err := client.New(r.restConfig(cfg), client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
 	r.host = c
+	// The vclusters' kubeconfig Secrets are read as the PodGroup bridges read them.
+	if r.secrets, err = corev1client.NewForConfig(r.restConfig(cfg)); err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
 	r.hostMgr = r.resourceManager(c)
 	return r, nil
 }
@@ -53,7 +61,10 @@ func (r *Reconciler) resourceManager(c client.Client) *ssa.ResourceManager {
 
 // pass is the state of one Apply or Diff.
 type pass struct {
-	in       Input
+	in Input
+	// w makes the pass's changes; a diff's makes none. dryRun is set on a diff, which
+	// compares more than a pass needs to (applyObject) and reports no health.
+	w        writer
 	dryRun   bool
 	platform *schema.Platform
 	invs     *inventories
@@ -82,8 +93,11 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 	if res == nil || res.Repo == nil {
 		return nil, errors.New("no rendered checkout: nothing applied, nothing pruned")
 	}
-	p := &pass{in: in, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{},
-		vclusterDeadline: time.Now().Add(r.opts.VClusterTimeout)}
+	p := &pass{in: in, w: clusterWriter{r}, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{},
+		vclusterDeadline: r.now().Add(r.opts.VClusterTimeout)}
+	if dryRun {
+		p.w = dryWriter{}
+	}
 	invs, err := r.loadInventories(ctx)
 	if err != nil {
 		return nil, err
@@ -136,6 +150,11 @@ func (r *Reconciler) pruneGate(in Input) string {
 	return ""
 }
 
+// tenantResult starts the result of the tenant called name: where it lives on the host.
+func (p *pass) tenantResult(name string) TenantResult {
+	return TenantResult{Name: name, Namespace: p.platform.Namespace(name), Queue: p.platform.Queue(name)}
+}
+
 // tenantNames returns every tenant the pass reports on, sorted: rendered, kept and removed.
 func (p *pass) tenantNames() []string {
 	seen := map[string]bool{}
@@ -157,12 +176,6 @@ func (p *pass) tenantNames() []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-// tenantRun is one tenant's share of a pass.
-type tenantRun struct {
-	status  TenantStatus
-	entries []Entry
 }
 
 // run reconciles (or diffs) the platform and every tenant, and assembles the result.
@@ -196,7 +209,7 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 				name := names[i]
 				switch {
 				case outputs[name] != nil:
-					runs[i] = r.reconcileTenant(ctx, p, outputs[name], p.in.Render.Repo.Tenant(name))
+					runs[i] = r.reconcileTenant(ctx, p, outputs[name])
 				case p.kept[name] != "":
 					runs[i] = r.keepTenant(p, name)
 				default:
@@ -212,87 +225,9 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	wg.Wait()
 	for _, run := range runs {
 		res.Entries = append(res.Entries, run.entries...)
-		res.Tenants = append(res.Tenants, run.status)
+		res.Tenants = append(res.Tenants, run.result)
 	}
 	return res
-}
-
-// keepTenant reports a tenant whose file is broken: nothing is applied or pruned for it.
-func (r *Reconciler) keepTenant(p *pass, name string) tenantRun {
-	inv := p.invs.tenants[name]
-	st := TenantStatus{Name: name, Change: TenantUnchanged, Health: HealthFailed, Reason: p.kept[name]}
-	var entries []Entry
-	if inv != nil {
-		st.File, st.Before, st.After = inv.File, inv.Quota, inv.Quota
-		for _, e := range inv.Objects {
-			entries = append(entries, Entry{Tenant: name, Target: e.Target, Ref: e.Ref, APIVersion: e.APIVersion,
-				Action: Skipped, Reason: "tenant file is broken; left as last applied"})
-		}
-	}
-	return tenantRun{status: st, entries: entries}
-}
-
-// digestCache computes the digest of each rendered object once per pass: the virtual
-// objects are shared by every tenant on the same KubeRay version.
-type digestCache struct {
-	mu sync.Mutex
-	m  map[*render.Object]string
-}
-
-func (d *digestCache) of(o *render.Object) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s, ok := d.m[o]; ok {
-		return s, nil
-	}
-	data, err := o.YAML()
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	s := hex.EncodeToString(sum[:])
-	if d.m == nil {
-		d.m = map[*render.Object]string{}
-	}
-	d.m[o] = s
-	return s, nil
-}
-
-// checkedCache remembers, per tenant, the objects a dry run found unchanged: their rendered
-// digest and the live resourceVersion then. It lives as long as the Reconciler.
-type checkedCache struct {
-	mu sync.Mutex
-	m  map[string]map[entryKey]checked
-}
-
-type checked struct{ digest, resourceVersion string }
-
-func (c *checkedCache) match(tenant string, key entryKey, digest, rv string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got, ok := c.m[tenant][key]
-	return ok && got.digest == digest && got.resourceVersion == rv
-}
-
-func (c *checkedCache) store(tenant string, key entryKey, digest, rv string) {
-	if rv == "" {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]map[entryKey]checked{}
-	}
-	if c.m[tenant] == nil {
-		c.m[tenant] = map[entryKey]checked{}
-	}
-	c.m[tenant][key] = checked{digest, rv}
-}
-
-func (c *checkedCache) forget(tenant string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, tenant)
 }
 
 func joinAnd(parts []string) string {

@@ -290,7 +290,7 @@ func escapeCell(s string) string {
 }
 
 // profileCell names the tenant's profile, and the move when a change moves it.
-func profileCell(t TenantStatus) string {
+func profileCell(t TenantResult) string {
 	var before, after string
 	if t.Before != nil {
 		before = t.Before.Profile

@@ -122,6 +122,12 @@ const (
 	HealthAsleep Health = "Asleep"
 )
 
+// Settled reports whether the tenant is where the repository wants it, so that another
+// pass would not change that: Ready, Removed or Asleep.
+func (h Health) Settled() bool {
+	return h == HealthReady || h == HealthRemoved || h == HealthAsleep
+}
+
 // Change says what a pass did, or would do, to a tenant as a whole.
 type Change string
 
@@ -132,15 +138,24 @@ const (
 	TenantUnchanged Change = "unchanged"
 )
 
-// TenantStatus is one tenant's outcome of a pass.
-type TenantStatus struct {
+// TenantResult is one tenant's outcome of a pass.
+type TenantResult struct {
 	Name string
 	// File is the tenant's file in the repository, or the file it was last applied from.
-	File   string
-	Change Change
-	Health Health
+	File string
+	// Namespace is the tenant's namespace on the host, and Queue its Volcano queue.
+	Namespace, Queue string
+	Change           Change
+	Health           Health
 	// Reason explains any health but Ready.
 	Reason string
+	// Stalled is set when the tenant's file does not validate or render: its objects stay
+	// as last applied, and only a new revision of the file can change that, not a retry.
+	// Its health is Failed.
+	Stalled bool
+	// Gang is set when the tenant's Ray clusters are gang-scheduled: the PodGroups made
+	// inside its vcluster are bridged to Volcano on the host.
+	Gang bool
 	// Before is the quota the tenant had when last applied (from its inventory), After
 	// the quota it has now. Either is nil when the tenant did not exist then.
 	Before, After *Quota
@@ -155,7 +170,7 @@ type Result struct {
 	// DryRun is set on the result of Diff: nothing was written.
 	DryRun  bool
 	Entries []Entry
-	Tenants []TenantStatus
+	Tenants []TenantResult
 	// PruneBlocked says why nothing was pruned, when nothing could be.
 	PruneBlocked string
 	// Errors are problems with the pass as a whole, such as a refused mass delete. Object
@@ -196,7 +211,7 @@ func (r *Result) Failed() bool {
 }
 
 // Tenant returns the status of the tenant called name, or nil.
-func (r *Result) Tenant(name string) *TenantStatus {
+func (r *Result) Tenant(name string) *TenantResult {
 	for i := range r.Tenants {
 		if r.Tenants[i].Name == name {
 			return &r.Tenants[i]

@@ -2,26 +2,19 @@ package reconcile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	raasschema "github.com/raas-dev/raas/schema"
+	"github.com/raas-dev/raas/internal/vclusterconfig"
 )
-
-// vclusterKubeConfigKey is the key of the kubeconfig in the Secret vcluster exports.
-const vclusterKubeConfigKey = "config"
 
 // attemptTimeout bounds one attempt to reach a vcluster's API, so that an address that
 // swallows packets does not use up the whole wait.
@@ -63,7 +56,7 @@ func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release str
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		if !time.Now().Add(r.opts.PollInterval).Before(deadline) {
+		if !r.now().Add(r.opts.PollInterval).Before(deadline) {
 			return nil, nil, fmt.Errorf("%w: %w", errVClusterNotUp, err)
 		}
 		select {
@@ -79,26 +72,20 @@ func (r *Reconciler) connectVCluster(ctx context.Context, namespace, release str
 const minAttempt = time.Second
 
 func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string, kinds []schema.GroupVersionKind, deadline time.Time) (*vcluster, *liveIndex, error) {
-	secretName := raasschema.KubeconfigSecret(release)
-	var secret corev1.Secret
-	err := r.host.Get(ctx, client.ObjectKey{Namespace: namespace, Name: secretName}, &secret)
+	kubeconfig, err := vclusterconfig.Read(ctx, r.secrets, namespace, release)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("waiting for the vcluster to export its kubeconfig: secret %s/%s not found", namespace, secretName)
+		return nil, nil, fmt.Errorf("waiting for the vcluster to export its kubeconfig: secret %s/%s not found", namespace, vclusterconfig.SecretName(release))
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
+		return nil, nil, err
 	}
-	data := secret.Data[vclusterKubeConfigKey]
-	if len(data) == 0 {
-		return nil, nil, fmt.Errorf("secret %s/%s has no %q key yet", namespace, secretName, vclusterKubeConfigKey)
-	}
-	vc, err := r.vclusterFor(namespace+"/"+release, data)
+	vc, err := r.vclusterFor(namespace+"/"+release, kubeconfig)
 	if err != nil {
-		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, secretName, err)
+		return nil, nil, fmt.Errorf("secret %s/%s: %w", namespace, vclusterconfig.SecretName(release), err)
 	}
 	// An API that accepts connections and never answers must not hold the pass past its
 	// deadline: the attempt ends with it.
-	actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(time.Until(deadline), minAttempt)))
+	actx, cancel := context.WithTimeout(ctx, min(attemptTimeout, max(deadline.Sub(r.now()), minAttempt)))
 	defer cancel()
 	// The client's REST mapper discovers API groups without the context, bounded only by
 	// the TLS handshake and request timeouts: wait for the index no longer than actx.
@@ -124,17 +111,16 @@ func (r *Reconciler) tryVCluster(ctx context.Context, namespace, release string,
 
 // vclusterFor returns the cached connection for key if it was built from kubeconfig, or a
 // new one.
-func (r *Reconciler) vclusterFor(key string, kubeconfig []byte) (*vcluster, error) {
-	sum := sha256.Sum256(kubeconfig)
-	digest := hex.EncodeToString(sum[:])
+func (r *Reconciler) vclusterFor(key string, kubeconfig vclusterconfig.Kubeconfig) (*vcluster, error) {
+	digest := kubeconfig.Digest()
 	r.vclusters.mu.Lock()
 	defer r.vclusters.mu.Unlock()
 	if vc := r.vclusters.m[key]; vc != nil && vc.key == digest {
 		return vc, nil
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	cfg, err := kubeconfig.RESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, err
 	}
 	cfg = r.restConfig(cfg)
 	cfg.Timeout = requestTimeout

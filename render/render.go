@@ -36,6 +36,15 @@ type Output struct {
 	// Asleep is set for an expired sandbox: its vcluster is scaled to zero, so its
 	// virtual objects cannot be applied, and must not be pruned, until it wakes.
 	Asleep bool
+	// Quota is what the tenant may use, as a reviewer weighs it. Like the objects, it is
+	// shared: read it, do not change it.
+	Quota *Quota
+	// RetainData is spec.vcluster.retainData, defaulted: whether removing the tenant keeps
+	// the namespace that holds its vcluster's data volumes.
+	RetainData bool
+	// Gang is set when the tenant's Ray clusters are gang-scheduled by Volcano: the
+	// PodGroups made inside its vcluster must reach the host.
+	Gang bool
 }
 
 // Objects returns the objects of target.
@@ -89,7 +98,8 @@ func (r *Renderer) Tenant(t *schema.Tenant) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", name, err)
 	}
-	return &Output{Tenant: name, File: t.Source.File, Host: host, Virtual: virtual, Asleep: t.Asleep}, nil
+	return &Output{Tenant: name, File: t.Source.File, Host: host, Virtual: virtual, Asleep: t.Asleep,
+		Quota: quotaOf(t), RetainData: retainData(t), Gang: s.Gang}, nil
 }
 
 // virtual returns the objects applied inside the tenant's vcluster: the shared KubeRay

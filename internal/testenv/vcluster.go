@@ -10,6 +10,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/raas-dev/raas/internal/vclusterconfig"
 )
 
 // The kubeconfig Secret as vcluster v0.25.0 writes it (pkg/util/kubeconfig/kubeconfig.go,
@@ -23,7 +25,7 @@ import (
 // exportKubeConfig.server replaces the default https://localhost:8443.
 const (
 	SecretPrefix        = "vc-"
-	SecretKeyKubeConfig = "config"
+	SecretKeyKubeConfig = vclusterconfig.Key
 
 	secretKeyCA          = "certificate-authority"
 	secretKeyCertificate = "client-certificate"
