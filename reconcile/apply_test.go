@@ -1,12 +1,10 @@
 package reconcile_test
 
 import (
-	"context"
 	"errors"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,41 +19,6 @@ import (
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/schema"
 )
-
-// startVClusters starts one stand-in vcluster per tenant, together, each exporting its
-// kubeconfig Secret into the tenant's host namespace as vcluster does. They carry no CRDs:
-// raas applies those.
-func startVClusters(t *testing.T, host *testenv.ControlPlane, prefix string, tenants []string) map[string]*testenv.VCluster {
-	t.Helper()
-	var mu sync.Mutex
-	vcs := map[string]*testenv.VCluster{}
-	var errs []error
-	var wg sync.WaitGroup
-	for _, name := range tenants {
-		wg.Go(func() {
-			vc, err := testenv.StartVCluster(context.Background(), host, prefix+name, schema.Release(name), testenv.DefaultVClusterOptions())
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			vcs[name] = vc
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, vc := range vcs {
-			if err := vc.Stop(); err != nil {
-				t.Errorf("stop %s: %v", vc.Release, err)
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	return vcs
-}
 
 // removable finds a tenant of res, not one of keep, whose file can go without making the repository invalid (a
 // sandbox's parent cannot) or changing what the others render (a sandbox's quota returns
@@ -127,7 +90,7 @@ func TestApply(t *testing.T) {
 		t.Fatalf("examples have %d tenants; this test needs three", len(names))
 	}
 	first, last := names[0], names[len(names)-1]
-	vcs := startVClusters(t, host, prefix, names)
+	vcs := host.StartVClusters(t, names, func(n string) (string, string) { return prefix + n, schema.Release(n) }, testenv.DefaultVClusterOptions())
 	r, count, opts := newReconciler(t, host, time.Minute)
 
 	t.Run("applies the example tenants on the host and inside each vcluster", func(t *testing.T) {
