@@ -27,10 +27,7 @@ func TestDiff(t *testing.T) {
 	host := testenv.Shared(t)
 	const prefix = "diff-"
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	r, count, _ := newReconciler(t, host, 100*time.Millisecond)
 	diff := func(t *testing.T, res *render.Result) *reconcile.Result {
 		t.Helper()
@@ -196,10 +193,7 @@ func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconci
 	t.Helper()
 	host := testenv.Shared(t)
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
 	shareVCluster(t, host, vc, prefix, tenantNames(res))
 	r, count, opts := newReconciler(t, host, 30*time.Second)
