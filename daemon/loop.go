@@ -46,7 +46,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, receive each pass's measurements.
 	Metrics *Metrics
-	// Now is the clock. Nil means time.Now.
+	// Now is the one clock of the loop: sandbox expiry, status times and the bridges'
+	// error times. Nil means time.Now.
 	Now func() time.Time
 }
 
@@ -70,7 +71,7 @@ type Loop struct {
 	log     *slog.Logger
 	now     func() time.Time
 	rec     *reconcile.Reconciler
-	cache   *renderCache
+	cache   *render.Cache
 	status  *statusWriter
 	bridges *bridge.Manager
 	trigger *trigger.Trigger
@@ -109,12 +110,14 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 	}
 	l := &Loop{
 		opts: opts, log: log, now: now, rec: rec,
-		cache:    newRenderCache(opts.Catalog, max(opts.RenderWorkers, 1)),
+		cache:    render.NewCache(render.Options{Catalog: opts.Catalog, Workers: max(opts.RenderWorkers, 1), Now: now}),
 		trigger:  trigger.New(),
 		failures: map[string]int{},
 	}
 	if opts.Bridge {
-		if l.bridges, err = bridge.NewManager(cfg, bridge.DefaultOptions()); err != nil {
+		bo := bridge.DefaultOptions()
+		bo.Now = now
+		if l.bridges, err = bridge.NewManager(cfg, bo); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +225,7 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 // checkout fetches and renders the newest revision, or falls back to the last good one.
 // held is why the newest revision is not the one applied, if it is not; then nothing is
 // pruned.
-func (l *Loop) checkout(ctx context.Context, log *slog.Logger) (rendered *render.Result, revision string, held error, stats renderStats, err error) {
+func (l *Loop) checkout(ctx context.Context, log *slog.Logger) (rendered *render.Result, revision string, held error, stats render.CacheStats, err error) {
 	fetchStart := l.now()
 	rev, fetchErr := l.opts.Source.Fetch(ctx)
 	if m := l.opts.Metrics; m != nil {
@@ -232,7 +235,7 @@ func (l *Loop) checkout(ctx context.Context, log *slog.Logger) (rendered *render
 		}
 	}
 	if fetchErr == nil {
-		rendered, stats, err = l.cache.render(rev.FS, rev.Dir)
+		rendered, stats, err = l.cache.Render(rev.FS, rev.Dir)
 		switch {
 		case err != nil:
 			fetchErr = fmt.Errorf("revision %s cannot be read: %w", rev.Short(), err)
@@ -261,9 +264,9 @@ func (l *Loop) count(outcome string) {
 	}
 }
 
-func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.Duration, stats renderStats, held error) {
+func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.Duration, stats render.CacheStats, held error) {
 	attrs := []any{"revision", res.Revision, "duration", elapsed.Round(time.Millisecond).String(),
-		"objects", res.Summary(), "render_hits", stats.hits, "render_misses", stats.misses}
+		"objects", res.Summary(), "render_hits", stats.Hits, "render_misses", stats.Misses}
 	if res.PruneBlocked != "" {
 		attrs = append(attrs, "prune_blocked", res.PruneBlocked)
 	}

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
 )
 
 // Metrics are raas's Prometheus metrics, on a registry of their own.
@@ -68,10 +69,10 @@ func NewMetrics() *Metrics {
 }
 
 // observe records a pass's result.
-func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats renderStats, stalled map[string]bool) {
+func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.CacheStats, stalled map[string]bool) {
 	m.passDuration.Observe(seconds)
-	m.renderCache.WithLabelValues("hit").Add(float64(stats.hits))
-	m.renderCache.WithLabelValues("miss").Add(float64(stats.misses))
+	m.renderCache.WithLabelValues("hit").Add(float64(stats.Hits))
+	m.renderCache.WithLabelValues("miss").Add(float64(stats.Misses))
 	for action, n := range res.Count() {
 		m.applyActions.WithLabelValues(string(action)).Add(float64(n))
 	}

@@ -143,9 +143,16 @@ func (r *repo) renderOK() *render.Result {
 
 func renderDir(t testing.TB, dir string) *render.Result {
 	t.Helper()
+	return renderDirAt(t, dir, time.Now())
+}
+
+// renderDirAt renders dir with sandbox expiry judged at now.
+func renderDirAt(t testing.TB, dir string, now time.Time) *render.Result {
+	t.Helper()
 	cat := exampletest.Catalog(t)
 	opts := render.DefaultOptions()
 	opts.Catalog = catalog.Options{Dirs: []string{cat}}
+	opts.Now = func() time.Time { return now }
 	res, err := render.Repo(os.DirFS(dir), dir, opts)
 	if err != nil {
 		t.Fatal(err)

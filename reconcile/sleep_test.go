@@ -13,7 +13,6 @@ import (
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
-	"github.com/raas-dev/raas/schema"
 )
 
 // TestExpiredSandboxSleeps applies the examples, then passes vision-team-next's expiry
@@ -34,9 +33,7 @@ func TestExpiredSandboxSleeps(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
-	schema.Now = func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
-	out := apply(t, r, repo.render())
+	out := apply(t, r, renderDirAt(t, repo.dir, time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)))
 
 	st := out.Tenant("vision-team-next")
 	if st == nil || st.Health != reconcile.HealthAsleep {

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/internal/volcano"
 	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
 )
@@ -20,7 +21,6 @@ const (
 	limitRangeName    = "raas-limits"
 	isolationPolicy   = "raas-isolation"
 	egressPolicy      = "raas-egress"
-	queueAnnotation   = "scheduling.volcano.sh/queue-name"
 	podSecurityLabel  = "pod-security.kubernetes.io/enforce"
 	podSecurityVerLbl = "pod-security.kubernetes.io/enforce-version"
 	metadataEndpoint  = "169.254.169.254/32"
@@ -49,7 +49,7 @@ func namespace(t *schema.Tenant, s *scheduler.Tenant) *corev1.Namespace {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[queueAnnotation] = s.QueueName
+	annotations[volcano.QueueAnnotation] = s.QueueName
 	return &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: s.Namespace, Labels: labels, Annotations: annotations},

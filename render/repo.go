@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/raas-dev/raas/render/catalog"
 	"github.com/raas-dev/raas/schema"
@@ -20,6 +19,8 @@ type Options struct {
 	Tenants []string
 	// Workers is how many tenants render at once. Defaults to the number of CPUs.
 	Workers int
+	// Now is the clock sandbox expiry is judged by. Nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultOptions renders every tenant with the default catalog.
@@ -51,37 +52,10 @@ func (r *Result) OK() bool { return r.Repo.OK() && len(r.Failed) == 0 && r.Platf
 // Repo loads the tenants repository at the root of repoFS (found on disk at repoDir, for
 // its catalog) and renders every valid tenant. It returns an error only when the
 // repository cannot be read; validation problems and render failures are in the result.
+// It is one render of a fresh Cache; the daemon keeps its Cache across revisions.
 func Repo(repoFS fs.FS, repoDir string, opts Options) (*Result, error) {
-	repo, err := schema.Load(repoFS)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Repo: repo}
-	if !repo.Usable() {
-		return res, nil
-	}
-	r, err := New(repoFS, repoDir, repo.Platform, opts.Catalog)
-	if err != nil {
-		// Overlays apply to every tenant, so none can render without them.
-		for _, t := range repo.Tenants {
-			res.Failed = append(res.Failed, Failure{Tenant: t.Metadata.Name, File: t.Source.File, Err: err})
-		}
-		return res, nil
-	}
-	res.Platform, err = r.Platform()
-	if err != nil {
-		res.Failed = append(res.Failed, Failure{Tenant: "(platform)", File: schema.PlatformFile, Err: err})
-	}
-	tenants := repo.Tenants
-	if len(opts.Tenants) > 0 {
-		tenants = slices.DeleteFunc(slices.Clone(tenants), func(t *schema.Tenant) bool {
-			return !slices.Contains(opts.Tenants, t.Metadata.Name)
-		})
-	}
-	outs, failed := r.Tenants(tenants, max(opts.Workers, 1))
-	res.Tenants, res.Failed = outs, append(res.Failed, failed...)
-	slices.SortFunc(res.Failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
-	return res, nil
+	res, _, err := NewCache(opts).Render(repoFS, repoDir)
+	return res, err
 }
 
 // Tenants renders tenants on up to workers goroutines and returns the outputs in tenant

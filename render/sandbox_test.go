@@ -8,14 +8,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/raas-dev/raas/render"
-	"github.com/raas-dev/raas/schema"
 )
 
 // TestExpiredSandbox renders the examples on a day after vision-team-next's expiry.
 func TestExpiredSandbox(t *testing.T) {
-	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
-	schema.Now = func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
-	res, err := render.Repo(os.DirFS(examples), examples, testOptions(t))
+	opts := testOptions(t)
+	opts.Now = func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
+	res, err := render.Repo(os.DirFS(examples), examples, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

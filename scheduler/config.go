@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/raas-dev/raas/internal/volcano"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -112,8 +113,8 @@ func buildConfig(p *schema.Platform) (*schedulerConf, error) {
 	for i, name := range s.ExtraPlugins {
 		field := fmt.Sprintf("spec.scheduler.extraPlugins[%d]", i)
 		switch {
-		case !slices.Contains(schema.VolcanoPlugins, name):
-			errs = append(errs, fmt.Errorf("%s: unknown plugin %q; known: %s", field, name, strings.Join(schema.VolcanoPlugins, ", ")))
+		case !slices.Contains(volcano.Plugins, name):
+			errs = append(errs, fmt.Errorf("%s: unknown plugin %q; known: %s", field, name, strings.Join(volcano.Plugins, ", ")))
 		case name == PluginCapacity || name == PluginProportion:
 			errs = append(errs, fmt.Errorf("%s: %q contradicts spec.scheduler.plugin %q; capacity and proportion exclude each other", field, name, s.Plugin))
 		case slices.Contains(configured, name):

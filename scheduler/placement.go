@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
+	"github.com/raas-dev/raas/internal/volcano"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -26,14 +27,6 @@ import (
 // affinity binds Volcano (its predicates plugin) and the default scheduler alike, so it
 // also holds for tenants without gang scheduling and for pods that pick their scheduler.
 const PolicyPodPlacement = "raas-pod-placement"
-
-// The keys under which Volcano 1.12 reads a pod's queue: the label, then either
-// annotation.
-const (
-	QueueLabel         = "volcano.sh/queue-name"
-	QueueAnnotation    = "scheduling.volcano.sh/queue-name"
-	LabelNodeGroupName = "volcano.sh/nodegroup-name"
-)
 
 // labelSyncedBy is the label vcluster puts on every host pod it syncs (its value is the
 // vcluster's name; vcluster overwrites whatever the virtual pod says). Only those pods are
@@ -110,7 +103,7 @@ func cpuRequirement(p *schema.Platform) string {
 
 // requirement is a CEL list of one node selector requirement on the node-group label.
 func requirement(operator, values string) string {
-	return fmt.Sprintf(`[{"key": dyn(%s), "operator": dyn(%s), "values": dyn(%s)}]`, celString(LabelNodeGroupName), celString(operator), values)
+	return fmt.Sprintf(`[{"key": dyn(%s), "operator": dyn(%s), "values": dyn(%s)}]`, celString(volcano.LabelNodeGroupName), celString(operator), values)
 }
 
 // poolList is a CEL list of the platform's pools: name, node group, and the key, operator,
@@ -156,7 +149,7 @@ const (
 // placementMutations are the mutations of the MutatingAdmissionPolicy.
 func placementMutations() []admissionregistrationv1.Mutation {
 	queue := fmt.Sprintf(`Object{metadata: Object.metadata{labels: {%[1]s: variables.queue}, `+
-		`annotations: {%[1]s: variables.queue, %[2]s: variables.queue}}}`, celString(QueueLabel), celString(QueueAnnotation))
+		`annotations: {%[1]s: variables.queue, %[2]s: variables.queue}}}`, celString(volcano.QueueLabel), celString(volcano.QueueAnnotation))
 
 	// Tolerations is an atomic list, so the tolerations are patched in, not applied.
 	tolerations := `(variables.addTolerations.size() == 0 || has(object.spec.tolerations) ? [] : ` +
@@ -211,16 +204,16 @@ func placementValidations(bound bool) []admissionregistrationv1.Validation {
 	// Every queue key the pod carries names the tenant's queue; with the mutation bound,
 	// the label must be there too.
 	keys := fmt.Sprintf(`[object.metadata.?labels[?%[1]s], object.metadata.?annotations[?%[1]s], object.metadata.?annotations[?%[2]s]]`,
-		celString(QueueLabel), celString(QueueAnnotation))
+		celString(volcano.QueueLabel), celString(volcano.QueueAnnotation))
 	queue := keys + `.all(q, !q.hasValue() || q.value() == variables.queue)`
 	if bound {
-		queue = `object.metadata.?labels[?` + celString(QueueLabel) + `].orValue("") == variables.queue && ` + queue
+		queue = `object.metadata.?labels[?` + celString(volcano.QueueLabel) + `].orValue("") == variables.queue && ` + queue
 	}
 	validations := []admissionregistrationv1.Validation{{
 		Expression: queue,
 		Message:    "pods must run on the queue of their tenant",
 		MessageExpression: `"pod " + object.metadata.name + " names queue " + ` +
-			`object.metadata.?labels[?` + celString(QueueLabel) + `].orValue(object.metadata.?annotations[?` + celString(QueueAnnotation) + `].orValue("none")) + ` +
+			`object.metadata.?labels[?` + celString(volcano.QueueLabel) + `].orValue(object.metadata.?annotations[?` + celString(volcano.QueueAnnotation) + `].orValue("none")) + ` +
 			`"; pods in namespace " + request.namespace + " run on queue " + variables.queue`,
 	}}
 	if bound {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/raas-dev/raas/internal/testenv"
+	"github.com/raas-dev/raas/internal/volcano"
 	"github.com/raas-dev/raas/scheduler"
 )
 
@@ -32,7 +33,7 @@ func TestPlacement(t *testing.T) {
 
 	h100 := corev1.Toleration{Key: "raas.dev/gpu-pool", Operator: corev1.TolerationOpEqual, Value: "h100", Effect: corev1.TaintEffectNoSchedule}
 	onGroups := func(op corev1.NodeSelectorOperator, groups ...string) corev1.NodeSelectorRequirement {
-		return corev1.NodeSelectorRequirement{Key: scheduler.LabelNodeGroupName, Operator: op, Values: groups}
+		return corev1.NodeSelectorRequirement{Key: volcano.LabelNodeGroupName, Operator: op, Values: groups}
 	}
 
 	t.Run("a GPU worker without a queue gets its tenant's queue, pools and toleration", func(t *testing.T) {
@@ -53,8 +54,8 @@ func TestPlacement(t *testing.T) {
 	})
 	t.Run("a pod naming another tenant's queue is put back on its own", func(t *testing.T) {
 		p := synced(alpha.Namespace, "steal", gpu("nvidia.com/gpu", "1"))
-		p.Labels[scheduler.QueueLabel] = vision.QueueName
-		p.Annotations = map[string]string{scheduler.QueueAnnotation: vision.QueueName, "volcano.sh/queue-name": "default"}
+		p.Labels[volcano.QueueLabel] = vision.QueueName
+		p.Annotations = map[string]string{volcano.QueueAnnotation: vision.QueueName, "volcano.sh/queue-name": "default"}
 		got := dryRun(t, cl, p)
 		checkQueue(t, got, alpha.QueueName)
 		checkTerms(t, got, [][]corev1.NodeSelectorRequirement{{onGroups(corev1.NodeSelectorOpIn, "h100")}})
@@ -62,7 +63,7 @@ func TestPlacement(t *testing.T) {
 	t.Run("a pod relabelled with a foreign queue later is put back too", func(t *testing.T) {
 		p := synced(alpha.Namespace, "relabel", nil)
 		create(t, cl, p)
-		p.Labels[scheduler.QueueLabel] = vision.QueueName
+		p.Labels[volcano.QueueLabel] = vision.QueueName
 		if err := cl.Update(t.Context(), p); err != nil {
 			t.Fatal(err)
 		}
@@ -108,13 +109,13 @@ func TestPlacement(t *testing.T) {
 	})
 	t.Run("pods vcluster did not sync, and pods outside tenant namespaces, are left alone", func(t *testing.T) {
 		own := pod(alpha.Namespace, "control-plane")
-		if got := dryRun(t, cl, own); got.Spec.Affinity != nil || got.Labels[scheduler.QueueLabel] != "" {
+		if got := dryRun(t, cl, own); got.Spec.Affinity != nil || got.Labels[volcano.QueueLabel] != "" {
 			t.Errorf("the vcluster's own pod was changed: %+v %v", got.Spec.Affinity, got.Labels)
 		}
 		other := synced("other", "volcano-job", gpu("nvidia.com/gpu", "1"))
-		other.Annotations = map[string]string{scheduler.QueueAnnotation: "default"}
+		other.Annotations = map[string]string{volcano.QueueAnnotation: "default"}
 		got := dryRun(t, cl, other)
-		if got.Spec.Affinity != nil || got.Annotations[scheduler.QueueAnnotation] != "default" || got.Labels[scheduler.QueueLabel] != "" {
+		if got.Spec.Affinity != nil || got.Annotations[volcano.QueueAnnotation] != "default" || got.Labels[volcano.QueueLabel] != "" {
 			t.Errorf("a pod outside the tenants was changed: %+v %v %v", got.Spec.Affinity, got.Labels, got.Annotations)
 		}
 	})
@@ -124,10 +125,10 @@ func TestPlacement(t *testing.T) {
 			t.Fatal(err)
 		}
 		steal := synced(vision.Namespace, "steal", nil)
-		steal.Labels[scheduler.QueueLabel] = alpha.QueueName
+		steal.Labels[volcano.QueueLabel] = alpha.QueueName
 		denied(t, cl, steal, "pod steal names queue tenant-ml-team-alpha; pods in namespace tenant-vision-team run on queue tenant-vision-team")
 		own := synced(vision.Namespace, "loose", gpu("nvidia.com/gpu", "1"))
-		own.Labels[scheduler.QueueLabel] = vision.QueueName
+		own.Labels[volcano.QueueLabel] = vision.QueueName
 		denied(t, cl, own, "pod loose lacks the node affinity volcano.sh/nodegroup-name In (a10)")
 	})
 	if w := recorded.Take(); len(w) > 0 {
@@ -165,7 +166,7 @@ func waitMutated(t *testing.T, cl client.Client, p *corev1.Pod) {
 	for {
 		got := p.DeepCopy()
 		err := cl.Create(t.Context(), got, client.DryRunAll)
-		if err == nil && got.Labels[scheduler.QueueLabel] != "" {
+		if err == nil && got.Labels[volcano.QueueLabel] != "" {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -178,9 +179,9 @@ func waitMutated(t *testing.T, cl client.Client, p *corev1.Pod) {
 func checkQueue(t *testing.T, p *corev1.Pod, queue string) {
 	t.Helper()
 	got := map[string]string{
-		"label " + scheduler.QueueLabel:           p.Labels[scheduler.QueueLabel],
-		"annotation " + scheduler.QueueAnnotation: p.Annotations[scheduler.QueueAnnotation],
-		"annotation volcano.sh/queue-name":        p.Annotations["volcano.sh/queue-name"],
+		"label " + volcano.QueueLabel:           p.Labels[volcano.QueueLabel],
+		"annotation " + volcano.QueueAnnotation: p.Annotations[volcano.QueueAnnotation],
+		"annotation volcano.sh/queue-name":      p.Annotations["volcano.sh/queue-name"],
 	}
 	want := map[string]string{}
 	for k := range got {
@@ -233,7 +234,7 @@ func TestPlacementCPUPodsOnPools(t *testing.T) {
 	alpha := tenants["ml-team-alpha"]
 	waitMutated(t, cl, synced(alpha.Namespace, "probe", nil))
 	onGroups := func(op corev1.NodeSelectorOperator, groups ...string) [][]corev1.NodeSelectorRequirement {
-		return [][]corev1.NodeSelectorRequirement{{{Key: scheduler.LabelNodeGroupName, Operator: op, Values: groups}}}
+		return [][]corev1.NodeSelectorRequirement{{{Key: volcano.LabelNodeGroupName, Operator: op, Values: groups}}}
 	}
 	for _, c := range []struct {
 		name   string

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -66,7 +67,12 @@ func (r *Repo) Tenant(name string) *Tenant {
 // are in Repo.Problems. A tenant with problems is left out of Repo.Tenants and listed in
 // Repo.Rejected; the other tenants are still loaded. When raas.yaml itself has errors,
 // Repo.Platform is nil and no tenant is valid.
-func Load(fsys fs.FS) (*Repo, error) {
+//
+// Sandbox expiry is judged by the clock now; LoadAt takes the time.
+func Load(fsys fs.FS) (*Repo, error) { return LoadAt(fsys, time.Now()) }
+
+// LoadAt is Load with sandbox expiry judged at now.
+func LoadAt(fsys fs.FS, now time.Time) (*Repo, error) {
 	repo := &Repo{}
 	platform, problems, err := loadPlatform(fsys)
 	if err != nil {
@@ -113,7 +119,7 @@ func Load(fsys fs.FS) (*Repo, error) {
 		}
 		for _, e := range entries {
 			if e.decoded() && e.tenant.Spec.Sandbox != nil {
-				repo.Expired = append(repo.Expired, e.completeSandbox(p, byName[e.tenant.Spec.Sandbox.Of])...)
+				repo.Expired = append(repo.Expired, e.completeSandbox(p, byName[e.tenant.Spec.Sandbox.Of], now)...)
 			}
 		}
 		shareQuota(entries, byName)
@@ -167,15 +173,15 @@ func (e *entry) complete(p *Platform, set []string) {
 }
 
 // completeSandbox inherits the parent's spec and completes the sandbox. It returns the
-// expiry problem, if the sandbox is past its date, apart from the others: an expired
+// expiry problem, if the sandbox is past its date at now, apart from the others: an expired
 // sandbox still renders (asleep), but validation fails.
-func (e *entry) completeSandbox(p *Platform, parent *entry) Problems {
+func (e *entry) completeSandbox(p *Platform, parent *entry, now time.Time) Problems {
 	var parentTenant *Tenant
 	parentOK := parent != nil && parent.ok()
 	if parent != nil {
 		parentTenant = parent.tenant
 	}
-	problems, expired := e.tenant.checkSandbox(parentTenant, parentOK)
+	problems, expired := e.tenant.checkSandbox(parentTenant, parentOK, now)
 	e.problems = append(e.problems, problems...)
 	if !e.ok() {
 		return nil

@@ -17,8 +17,7 @@ import (
 // TestGoldenProfiles loads the examples with each case's tenants added, on a fixed day,
 // and compares the problems and the expanded tenants with the case's want.yaml.
 func TestGoldenProfiles(t *testing.T) {
-	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
-	schema.Now = func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) }
+	day := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	const dir = "../testdata/profiles"
 	cases, err := filepath.Glob(filepath.Join(dir, "*", "tenants"))
 	if err != nil || len(cases) == 0 {
@@ -27,14 +26,14 @@ func TestGoldenProfiles(t *testing.T) {
 	got := map[string][]byte{}
 	for _, c := range cases {
 		name := filepath.Base(filepath.Dir(c))
-		got[name+"/want.yaml"] = expandProfiles(t, c)
+		got[name+"/want.yaml"] = expandProfiles(t, c, day)
 	}
 	golden.Dir(t, dir, got, "README.md", "*/tenants/*")
 }
 
-// expandProfiles loads the examples with the tenants of dir added, and returns what
-// want.yaml holds: the problems and every valid tenant's spec after expansion.
-func expandProfiles(t *testing.T, dir string) []byte {
+// expandProfiles loads the examples with the tenants of dir added, on day, and returns
+// what want.yaml holds: the problems and every valid tenant's spec after expansion.
+func expandProfiles(t *testing.T, dir string, day time.Time) []byte {
 	t.Helper()
 	fsys := readRepo(t)
 	extra, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -45,7 +44,7 @@ func expandProfiles(t *testing.T, dir string) []byte {
 		}
 		fsys[path.Join(schema.TenantsDir, filepath.Base(f))] = &fstest.MapFile{Data: data}
 	}
-	repo, err := schema.Load(fsys)
+	repo, err := schema.LoadAt(fsys, day)
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}

@@ -9,9 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// Now is the clock sandbox expiry is judged by. Tests replace it.
-var Now = time.Now
-
 // sandboxDate is the layout of Sandbox.Expires.
 const sandboxDate = "2006-01-02"
 
@@ -49,10 +46,10 @@ func (t *Tenant) inheritFrom(parent *Tenant) []string {
 	return inherited
 }
 
-// checkSandbox checks a sandbox against its parent and the clock: the parent must be a
-// valid tenant that is not itself a sandbox, and the date must parse. It marks a sandbox
+// checkSandbox checks a sandbox against its parent and the time now: the parent must be
+// a valid tenant that is not itself a sandbox, and the date must parse. It marks a sandbox
 // past its expiry asleep and returns the expiry problem separately.
-func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool) (problems Problems, expired *Problem) {
+func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool, now time.Time) (problems Problems, expired *Problem) {
 	c := &checker{file: t.Source.File, pos: t.Source.pos}
 	sb := t.Spec.Sandbox
 	switch {
@@ -71,7 +68,7 @@ func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool) (problems Problems,
 		c.errorf("spec.sandbox.expires", "%q is not a date such as 2026-12-31", sb.Expires)
 		return c.problems, nil
 	}
-	if !Now().UTC().Before(day.Add(24 * time.Hour)) { // the whole of the last day runs
+	if !now.UTC().Before(day.Add(24 * time.Hour)) { // the whole of the last day runs
 		t.Asleep = true
 		c.errorf("spec.sandbox.expires", "sandbox %s expired on %s: its vcluster is asleep and its data kept; remove %s",
 			t.Metadata.Name, sb.Expires, t.Source.File)

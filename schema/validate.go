@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilversion "k8s.io/apimachinery/pkg/util/version"
+
+	"github.com/raas-dev/raas/internal/volcano"
 )
 
 // checker collects problems for one document, pinned to its fields' positions.
@@ -170,7 +172,8 @@ func (p *Platform) Validate() Problems {
 	if w := *s.Scheduler.BinpackGPUWeight; w < 1 || w > 100 {
 		c.errorf("spec.scheduler.binpackGPUWeight", "must be between 1 and 100, got %d", w)
 	}
-	schedulerGPUPolicy(c, p)
+	validateNodeGroups(c, p)
+	validateExtraPlugins(c, p)
 	validateParentQueues(c, p)
 	validateProfiles(c, p)
 	checkRayPolicy(c, "spec.defaults.ray", s.Defaults.Ray)
@@ -310,17 +313,9 @@ func (p *Platform) Pool(name string) *GPUPool {
 	return nil
 }
 
-// VolcanoPlugins are the scheduler plugins that Volcano v1.12 registers, by the names its
-// volcano-scheduler.conf takes.
-var VolcanoPlugins = []string{
-	"binpack", "capacity", "cdp", "conformance", "deviceshare", "drf", "extender", "gang",
-	"network-topology-aware", "nodegroup", "nodeorder", "numa-aware", "overcommit", "pdb",
-	"predicates", "priority", "proportion", "rescheduling", "resourcequota", "sla",
-	"task-topology", "tdm", "usage",
-}
-
-// schedulerGPUPolicy checks the node groups, pool taints and extra plugins of the platform.
-func schedulerGPUPolicy(c *checker, p *Platform) {
+// validateNodeGroups checks the shared node groups, that no two GPU pools share a taint,
+// and that the host can place pods on them.
+func validateNodeGroups(c *checker, p *Platform) {
 	s := &p.Spec
 	seen := map[string]bool{}
 	for i, g := range s.Scheduler.SharedNodeGroups {
@@ -348,12 +343,17 @@ func schedulerGPUPolicy(c *checker, p *Platform) {
 		taints[*pool.Taint] = pool.Name
 	}
 	podPlacement(c, p)
-	seen = map[string]bool{}
-	for i, name := range s.Scheduler.ExtraPlugins {
+}
+
+// validateExtraPlugins checks that each extra scheduler plugin is a Volcano plugin that
+// raas does not choose itself, and is listed once.
+func validateExtraPlugins(c *checker, p *Platform) {
+	seen := map[string]bool{}
+	for i, name := range p.Spec.Scheduler.ExtraPlugins {
 		f := fmt.Sprintf("spec.scheduler.extraPlugins[%d]", i)
 		switch {
-		case !slices.Contains(VolcanoPlugins, name):
-			c.errorf(f, "%q is not a Volcano scheduler plugin; known: %s", name, strings.Join(VolcanoPlugins, ", "))
+		case !slices.Contains(volcano.Plugins, name):
+			c.errorf(f, "%q is not a Volcano scheduler plugin; known: %s", name, strings.Join(volcano.Plugins, ", "))
 		case slices.Contains(schedulerPlugins, name):
 			c.errorf(f, "%q is a queue plugin; choose it with spec.scheduler.plugin (capacity and proportion exclude each other)", name)
 		case name == "nodegroup":

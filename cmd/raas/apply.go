@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -8,8 +10,8 @@ import (
 	"github.com/raas-dev/raas/reconcile"
 )
 
-func newApplyCommand() *cobra.Command {
-	f := &clusterFlags{}
+func newApplyCommand(now func() time.Time) *cobra.Command {
+	f := &clusterFlags{now: now}
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "apply [PATH]",

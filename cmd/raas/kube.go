@@ -27,6 +27,7 @@ type clusterFlags struct {
 	maxDeleteShare  float64
 	vclusterTimeout time.Duration
 	verify          bool
+	now             func() time.Time // the clock, not a flag
 }
 
 func (f *clusterFlags) register(cmd *cobra.Command) {
@@ -86,6 +87,7 @@ func (f *clusterFlags) restConfig() (*rest.Config, error) {
 func (f *clusterFlags) render(cmd *cobra.Command, root string) (*render.Result, error) {
 	opts := render.DefaultOptions()
 	opts.Catalog = f.catalog.options()
+	opts.Now = f.now
 	res, err := render.Repo(os.DirFS(root), root, opts)
 	if err != nil {
 		return nil, err

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 func main() {
-	err := newRootCommand().Execute()
+	err := newRootCommand(time.Now).Execute()
 	var exit *exitError
 	switch {
 	case errors.As(err, &exit):

@@ -10,14 +10,19 @@ import (
 	"time"
 
 	"github.com/raas-dev/raas/internal/exampletest"
-	"github.com/raas-dev/raas/schema"
 )
 
 // run executes raas with args and returns its stdout, stderr and exit code, as main
 // would compute it.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := newRootCommand()
+	return runAt(t, time.Now, args...)
+}
+
+// runAt runs raas with the clock now.
+func runAt(t *testing.T, now func() time.Time, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := newRootCommand(now)
 	var stdout, stderr bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
@@ -133,9 +138,8 @@ func TestValidateOverCommit(t *testing.T) {
 }
 
 func TestValidateExpiredSandbox(t *testing.T) {
-	defer func(now func() time.Time) { schema.Now = now }(schema.Now)
-	schema.Now = func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
-	out, _, code := run(t, "validate", "../../examples")
+	day := func() time.Time { return time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC) }
+	out, _, code := runAt(t, day, "validate", "../../examples")
 	want := "tenants/vision-team-next.yaml:11:39: spec.sandbox.expires: sandbox vision-team-next expired on 2027-01-31"
 	if code != 1 || !strings.Contains(out, want) {
 		t.Errorf("exit %d, output:\n%s\nwant a line with %q", code, out, want)

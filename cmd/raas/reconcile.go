@@ -5,27 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
-	"github.com/raas-dev/raas/api/v1alpha1"
 	"github.com/raas-dev/raas/daemon"
-	"github.com/raas-dev/raas/daemon/statuspage"
-	"github.com/raas-dev/raas/internal/secret"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/source"
 )
@@ -49,8 +37,8 @@ type reconcileFlags struct {
 	trustedKeys  string
 }
 
-func newReconcileCommand() *cobra.Command {
-	f := &reconcileFlags{}
+func newReconcileCommand(now func() time.Time) *cobra.Command {
+	f := &reconcileFlags{cluster: clusterFlags{now: now}}
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Keep the host cluster converged with a tenants repository (the daemon)",
@@ -116,19 +104,18 @@ func (f *reconcileFlags) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: %q is neither json nor text", f.logFormat)
 }
 
-func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSource, error) {
+func (f *reconcileFlags) source(log *slog.Logger) (source.Source, error) {
 	switch {
 	case f.dir != "" && f.repoURL != "":
-		return nil, nil, errors.New("give --dir or --repo-url, not both")
+		return nil, errors.New("give --dir or --repo-url, not both")
 	case f.verify && f.dir != "":
-		return nil, nil, errors.New("--verify-signatures needs a Git source (--repo-url): a directory has no commits")
+		return nil, errors.New("--verify-signatures needs a Git source (--repo-url): a directory has no commits")
 	case f.verify && f.trustedKeys == "":
-		return nil, nil, errors.New("--verify-signatures needs --trusted-keys (or RAAS_GIT_TRUSTED_KEYS_FILE)")
+		return nil, errors.New("--verify-signatures needs --trusted-keys (or RAAS_GIT_TRUSTED_KEYS_FILE)")
 	case f.dir != "":
-		d, err := source.NewDir(f.dir, source.DefaultDirOptions())
-		return d, d, err
+		return source.NewDir(f.dir, source.DefaultDirOptions())
 	case f.repoURL == "":
-		return nil, nil, errors.New("give the tenants repository with --repo-url, or a local directory with --dir")
+		return nil, errors.New("give the tenants repository with --repo-url, or a local directory with --dir")
 	}
 	opts := source.DefaultGitOptions()
 	opts.URL, opts.Branch, opts.Tag, opts.Commit = f.repoURL, f.branch, f.tag, f.commit
@@ -141,12 +128,11 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, *source.DirSou
 	opts.CacheDir = filepath.Join(f.cluster.catalog.cacheDir, "git")
 	if f.verify {
 		if _, err := os.Stat(f.trustedKeys); err != nil {
-			return nil, nil, fmt.Errorf("--trusted-keys: %w", err)
+			return nil, fmt.Errorf("--trusted-keys: %w", err)
 		}
 		opts.Verifier = source.OpenPGPVerifier{KeyringFile: f.trustedKeys}
 	}
-	g, err := source.NewGit(opts)
-	return g, nil, err
+	return source.NewGit(opts)
 }
 
 func (f *reconcileFlags) run(ctx context.Context) error {
@@ -155,7 +141,7 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	src, dir, err := f.source(log)
+	src, err := f.source(log)
 	if err != nil {
 		return err
 	}
@@ -163,124 +149,15 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics := daemon.NewMetrics()
-	opts := daemon.DefaultOptions()
-	opts.Source, opts.Catalog, opts.Reconcile = src, f.cluster.catalog.options(), f.cluster.options()
-	opts.Logger, opts.Metrics = log, metrics
-	opts.RetryBase, opts.RetryMax = f.retryBase, f.retryMax
-	l, err := daemon.New(cfg, opts)
-	if err != nil {
-		return err
+	c := daemon.DefaultConfig()
+	c.Loop.Source, c.Loop.Catalog, c.Loop.Reconcile = src, f.cluster.catalog.options(), f.cluster.options()
+	c.Loop.Logger, c.Loop.Now = log, f.cluster.now
+	c.Loop.RetryBase, c.Loop.RetryMax = f.retryBase, f.retryMax
+	c.Listen, c.PollInterval = f.listen, f.pollInterval
+	c.Webhook = trigger.WebhookOptionsFromEnv()
+	if f.repoURL != "" && f.tag == "" && f.commit == "" {
+		c.Webhook.Branch = f.branch
 	}
-
-	var webhook http.Handler
-	wo := trigger.WebhookOptionsFromEnv()
-	github, err := secret.Read("webhook GitHub secret", wo.GitHubSecret, wo.GitHubSecretFile)
-	if err != nil {
-		return err
-	}
-	gitlab, err := secret.Read("webhook GitLab token", wo.GitLabToken, wo.GitLabTokenFile)
-	if err != nil {
-		return err
-	}
-	if github != "" || gitlab != "" {
-		wo.Logger = log
-		if f.repoURL != "" && f.tag == "" && f.commit == "" {
-			wo.Branch = f.branch
-		}
-		if webhook, err = trigger.NewWebhook(l.Trigger(), wo); err != nil {
-			return err
-		}
-	} else {
-		log.Info("webhook off: no secret configured")
-	}
-
-	// With leader election, a standby is ready (so that rollouts and drains go on) and
-	// hands webhooks to the leader, whose address is in the Lease.
-	var leading atomic.Bool
-	ready := l.Ready
-	lo := daemon.DefaultLeaderOptions()
-	lo.Namespace = f.leaderNS
-	if f.leaderElect {
-		ready = func() bool { return !leading.Load() || l.Ready() }
-		lo.Identity = leaderIdentity(f.listen)
-		if webhook != nil {
-			webhook = daemon.ForwardToLeader(webhook, leading.Load, cfg, lo, log)
-		}
-	}
-
-	g, ctx := errgroup.WithContext(ctx)
-	page, err := statusPage(cfg, l, log)
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", page)
-	endpoints := daemon.Handler(metrics, webhook, ready)
-	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/webhook"} {
-		mux.Handle(p, endpoints)
-	}
-	g.Go(func() error { return daemon.Serve(ctx, f.listen, mux) })
-	if f.pollInterval > 0 {
-		g.Go(func() error {
-			po := trigger.DefaultPollOptions()
-			po.Interval = f.pollInterval
-			return trigger.Poll(ctx, l.Trigger(), po)
-		})
-	}
-	if dir != nil {
-		if err := dir.Watch(ctx, l.Trigger().Trigger); err != nil {
-			return err
-		}
-	}
-	g.Go(func() error {
-		if !f.leaderElect {
-			return l.Run(ctx)
-		}
-		return daemon.RunAsLeader(ctx, cfg, lo, func(ctx context.Context) {
-			leading.Store(true)
-			defer leading.Store(false)
-			log.Info("leading: reconciling", "identity", lo.Identity)
-			if err := l.Run(ctx); err != nil {
-				log.Error("loop stopped", "error", err)
-			}
-			log.Info("no longer leading")
-		})
-	})
-	log.Info("raas reconcile started", "source", src.String(), "listen", f.listen, "leader_elect", f.leaderElect)
-	err = g.Wait()
-	log.Info("raas reconcile stopped")
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
-// statusPage is the read-only status page, served at / and /status/ next to /metrics.
-func statusPage(cfg *rest.Config, l *daemon.Loop, log *slog.Logger) (http.Handler, error) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, schedulingv1beta1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return nil, err
-		}
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("status page client: %w", err)
-	}
-	opts := statuspage.DefaultOptions()
-	opts.Client, opts.Platform, opts.Logger = c, l.Platform, log
-	return statuspage.Handler(opts), nil
-}
-
-// leaderIdentity names this replica in the Lease as HOST_ADDRESS, where ADDRESS is
-// $POD_IP with the port of listen, so that a standby can hand webhooks to the leader.
-// Without POD_IP it is HOST_PID.
-func leaderIdentity(listen string) string {
-	host, _ := os.Hostname()
-	_, port, err := net.SplitHostPort(listen)
-	if ip := os.Getenv("POD_IP"); ip != "" && err == nil {
-		return host + "_" + net.JoinHostPort(ip, port)
-	}
-	return fmt.Sprintf("%s_%d", host, os.Getpid())
+	c.LeaderElect, c.Leader.Namespace = f.leaderElect, f.leaderNS
+	return daemon.Run(ctx, cfg, c)
 }

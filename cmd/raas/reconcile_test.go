@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReconcileVerifySignaturesFlags(t *testing.T) {
@@ -20,7 +21,7 @@ func TestReconcileVerifySignaturesFlags(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("RAAS_GIT_TRUSTED_KEYS_FILE", "")
 			args := append([]string{"reconcile", "--verify-signatures", "--kubeconfig", kubeconfig, "--listen", "127.0.0.1:0"}, c.args...)
-			cmd := newRootCommand()
+			cmd := newRootCommand(time.Now)
 			cmd.SetArgs(args)
 			err := cmd.Execute()
 			if err == nil || !strings.Contains(err.Error(), c.want) {

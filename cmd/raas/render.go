@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"fmt"
 	"os"
 
@@ -17,7 +19,7 @@ type renderFlags struct {
 	scheduler bool
 }
 
-func newRenderCommand() *cobra.Command {
+func newRenderCommand(now func() time.Time) *cobra.Command {
 	f := &renderFlags{}
 	cmd := &cobra.Command{
 		Use:   "render [PATH]",
@@ -36,6 +38,7 @@ still render. It needs no cluster.`,
 			opts := render.DefaultOptions()
 			opts.Catalog = f.catalog.options()
 			opts.Tenants = f.tenants
+			opts.Now = now
 			res, err := render.Repo(os.DirFS(root), root, opts)
 			if err != nil {
 				return err

@@ -3,13 +3,16 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/raas-dev/raas/render/catalog"
 )
 
-func newRootCommand() *cobra.Command {
+// newRootCommand builds the command tree. now is the clock every command judges sandbox
+// expiry and writes status by.
+func newRootCommand(now func() time.Time) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "raas",
 		Short: "Ray as a Service: a vcluster with KubeRay per team, reconciled from Git",
@@ -35,7 +38,7 @@ and reconciles them onto the host cluster.`,
 		}
 		return writeVersions(cmd.OutOrStdout(), rep)
 	}
-	root.AddCommand(newValidateCommand(), newRenderCommand(), newDiffCommand(), newApplyCommand(), newReconcileCommand(), newStatusCommand(), newVersionCommand())
+	root.AddCommand(newValidateCommand(now), newRenderCommand(now), newDiffCommand(now), newApplyCommand(now), newReconcileCommand(now), newStatusCommand(), newVersionCommand())
 	return root
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"fmt"
 	"io"
 	"maps"
@@ -14,7 +16,7 @@ import (
 	"github.com/raas-dev/raas/schema"
 )
 
-func newValidateCommand() *cobra.Command {
+func newValidateCommand(now func() time.Time) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate [PATH]",
 		Short: "Check a tenants repository offline",
@@ -27,7 +29,7 @@ error. Warnings alone exit 0. It needs no cluster.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			root := repoArg(args)
-			repo, err := schema.Load(os.DirFS(root))
+			repo, err := schema.LoadAt(os.DirFS(root), now())
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package daemon
+package render
 
 import (
 	"crypto/sha256"
@@ -7,47 +7,56 @@ import (
 	"errors"
 	"io/fs"
 	"path"
+	"slices"
+	"strings"
+	"time"
 
-	"github.com/raas-dev/raas/render"
-	"github.com/raas-dev/raas/render/catalog"
 	"github.com/raas-dev/raas/schema"
 )
 
-// renderCache renders a revision, reusing every tenant's output whose inputs did not
-// change. A tenant's key is a hash of its expanded spec (which folds in its profile, its
-// parent for a sandbox, and the platform defaults); the platform key is a hash of
-// raas.yaml, the overlays and the repository's catalog. A new platform key starts afresh.
-type renderCache struct {
-	catalog catalog.Options
-	workers int
+// Cache renders revisions of a repository, reusing every tenant's output whose inputs
+// did not change since the last render. A tenant's key is a hash of its expanded spec
+// (which folds in its profile, its parent for a sandbox, and the platform defaults); the
+// platform key is a hash of raas.yaml, the overlays and the repository's catalog. A new
+// platform key starts afresh. A Cache is for one goroutine at a time.
+type Cache struct {
+	opts Options
 
 	platformKey string
-	renderer    *render.Renderer
-	platform    []*render.Object
+	renderer    *Renderer
+	platform    []*Object
 	platformErr error
 	tenants     map[string]cached
 }
 
 type cached struct {
 	key string
-	out *render.Output
+	out *Output
 }
 
-// renderStats counts cache hits and misses of one render.
-type renderStats struct{ hits, misses int }
+// CacheStats counts the tenants of one render served from the cache and rendered.
+type CacheStats struct{ Hits, Misses int }
 
-func newRenderCache(opts catalog.Options, workers int) *renderCache {
-	return &renderCache{catalog: opts, workers: workers, tenants: map[string]cached{}}
+// NewCache returns an empty cache that renders with opts.
+func NewCache(opts Options) *Cache {
+	return &Cache{opts: opts, tenants: map[string]cached{}}
 }
 
-// render loads and renders the checkout in fsys (on disk at dir).
-func (c *renderCache) render(fsys fs.FS, dir string) (*render.Result, renderStats, error) {
-	var stats renderStats
-	repo, err := schema.Load(fsys)
+// Render loads the repository at the root of fsys (found on disk at dir, for its
+// catalog) and renders every valid tenant, from the cache where it can. It returns an
+// error only when the repository cannot be read; validation problems and render failures
+// are in the result.
+func (c *Cache) Render(fsys fs.FS, dir string) (*Result, CacheStats, error) {
+	var stats CacheStats
+	now := time.Now
+	if c.opts.Now != nil {
+		now = c.opts.Now
+	}
+	repo, err := schema.LoadAt(fsys, now())
 	if err != nil {
 		return nil, stats, err
 	}
-	res := &render.Result{Repo: repo}
+	res := &Result{Repo: repo}
 	if !repo.Usable() {
 		return res, stats, nil
 	}
@@ -60,13 +69,20 @@ func (c *renderCache) render(fsys fs.FS, dir string) (*render.Result, renderStat
 		// which goes away after a few revisions.
 		key += "@" + dir
 	}
+	tenants := repo.Tenants
+	if len(c.opts.Tenants) > 0 {
+		tenants = slices.DeleteFunc(slices.Clone(tenants), func(t *schema.Tenant) bool {
+			return !slices.Contains(c.opts.Tenants, t.Metadata.Name)
+		})
+	}
 	if key != c.platformKey {
 		c.platformKey, c.tenants = key, map[string]cached{}
-		c.renderer, err = render.New(fsys, dir, repo.Platform, c.catalog)
+		c.renderer, err = New(fsys, dir, repo.Platform, c.opts.Catalog)
 		if err != nil {
+			// Overlays apply to every tenant, so none can render without them.
 			c.platformKey, c.renderer = "", nil
-			for _, t := range repo.Tenants {
-				res.Failed = append(res.Failed, render.Failure{Tenant: t.Metadata.Name, File: t.Source.File, Err: err})
+			for _, t := range tenants {
+				res.Failed = append(res.Failed, Failure{Tenant: t.Metadata.Name, File: t.Source.File, Err: err})
 			}
 			return res, stats, nil
 		}
@@ -75,13 +91,13 @@ func (c *renderCache) render(fsys fs.FS, dir string) (*render.Result, renderStat
 	res.Platform = c.platform
 	if c.platformErr != nil {
 		res.Platform = nil
-		res.Failed = append(res.Failed, render.Failure{Tenant: "(platform)", File: schema.PlatformFile, Err: c.platformErr})
+		res.Failed = append(res.Failed, Failure{Tenant: "(platform)", File: schema.PlatformFile, Err: c.platformErr})
 	}
 
 	var todo []*schema.Tenant
 	keys := map[string]string{}
 	fresh := map[string]cached{}
-	for _, t := range repo.Tenants {
+	for _, t := range tenants {
 		k, err := tenantKey(t)
 		if err != nil {
 			return nil, stats, err
@@ -89,23 +105,24 @@ func (c *renderCache) render(fsys fs.FS, dir string) (*render.Result, renderStat
 		keys[t.Metadata.Name] = k
 		if hit, ok := c.tenants[t.Metadata.Name]; ok && hit.key == k {
 			fresh[t.Metadata.Name] = hit
-			stats.hits++
+			stats.Hits++
 			continue
 		}
 		todo = append(todo, t)
-		stats.misses++
+		stats.Misses++
 	}
-	outs, failed := c.renderer.Tenants(todo, c.workers)
+	outs, failed := c.renderer.Tenants(todo, max(c.opts.Workers, 1))
 	for _, out := range outs {
 		fresh[out.Tenant] = cached{key: keys[out.Tenant], out: out}
 	}
 	c.tenants = fresh
-	for _, t := range repo.Tenants {
+	for _, t := range tenants {
 		if hit, ok := fresh[t.Metadata.Name]; ok {
 			res.Tenants = append(res.Tenants, hit.out)
 		}
 	}
 	res.Failed = append(res.Failed, failed...)
+	slices.SortFunc(res.Failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return res, stats, nil
 }
 
