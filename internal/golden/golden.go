@@ -22,20 +22,23 @@ var update = flag.Bool("update", false, "rewrite the golden files, and delete st
 // `make golden` (go test -run '^TestGolden' -update) rewrites them all.
 const TestPrefix = "TestGolden"
 
-// File compares got with the golden file at path, or writes it there with -update.
+// File compares got with the golden file at path, or writes it there with -update
+// unless the test has failed.
 func File(t testing.TB, path string, got []byte) {
 	t.Helper()
 	checkName(t)
 	if *update {
-		write(t, path, got)
+		if !failed(t, path) {
+			write(t, path, got)
+		}
 		return
 	}
 	compare(t, path, got)
 }
 
 // Dir compares got, keyed by slash-separated paths below dir, with the golden files
-// under dir, or writes them there with -update. Any other file under dir is stale: it
-// fails the test, and -update deletes it. Files that match one of the path.Match
+// under dir, or writes them there with -update unless the test has failed. Any other
+// file under dir is stale: it fails the test, and -update deletes it. Files that match one of the path.Match
 // patterns inputs, against their path below dir, are the cases' inputs and left alone.
 //
 // got must hold everything the test makes for dir, so build it in the test itself,
@@ -80,6 +83,9 @@ func Dir(t testing.TB, dir string, got map[string][]byte, inputs ...string) {
 	}
 	names := slices.Sorted(maps.Keys(got))
 	if *update {
+		if failed(t, dir) {
+			return
+		}
 		for _, name := range stale {
 			remove(t, dir, filepath.FromSlash(name))
 		}
@@ -96,6 +102,16 @@ func Dir(t testing.TB, dir string, got map[string][]byte, inputs ...string) {
 	}
 }
 
+// failed reports whether the test has failed already, and says then that it leaves the
+// golden files at path as they are: what a failed test makes is no reference.
+func failed(t testing.TB, path string) bool {
+	t.Helper()
+	if t.Failed() {
+		t.Errorf("golden: %s not rewritten, as the test failed", path)
+	}
+	return t.Failed()
+}
+
 // compare fails the test, with a diff, unless the file at path holds want.
 func compare(t testing.TB, path string, got []byte) {
 	t.Helper()
@@ -108,10 +124,13 @@ func compare(t testing.TB, path string, got []byte) {
 		t.Fatalf("golden: %v", err)
 	}
 	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from what the test makes (-want +got); if the change is intended, %s rewrites it:\n%s",
-			path, hint(t), cmp.Diff(string(want), string(got)))
+		t.Errorf("%s differs from what the test makes (-want +got, by line); if the change is intended, %s rewrites it:\n%s",
+			path, hint(t), cmp.Diff(lines(want), lines(got)))
 	}
 }
+
+// lines splits data after each newline, so that a diff shows whole lines.
+func lines(data []byte) []string { return strings.SplitAfter(string(data), "\n") }
 
 func write(t testing.TB, path string, data []byte) {
 	t.Helper()

@@ -19,6 +19,7 @@ type recorder struct {
 }
 
 func (r *recorder) Name() string { return r.name }
+func (r *recorder) Failed() bool { return len(r.errors) > 0 }
 func (r *recorder) Helper()      {}
 func (r *recorder) Errorf(format string, args ...any) {
 	r.errors = append(r.errors, strings.SplitN(fmt.Sprintf(format, args...), "\n", 2)[0])
@@ -131,6 +132,20 @@ func TestDir(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, "old")); !os.IsNotExist(err) {
 			t.Errorf("the emptied directory old/ is left: %v", err)
+		}
+	})
+
+	t.Run("rewrites nothing with -update when the test has failed", func(t *testing.T) {
+		dir := tree(t, map[string]string{"a.yaml": "a: 0\n", "old.yaml": "o\n"})
+		errs := run(t, "TestGoldenX", true, func(tb testing.TB) {
+			tb.Errorf("the test failed")
+			Dir(tb, dir, bytesOf(golden))
+		})
+		if len(errs) != 2 || !strings.Contains(errs[1], "not rewritten") {
+			t.Errorf("failures: %v, want the test's and that nothing was rewritten", errs)
+		}
+		if diff := cmp.Diff(map[string]string{"a.yaml": "a: 0\n", "old.yaml": "o\n"}, files(t, dir)); diff != "" {
+			t.Errorf("files (-want +got):\n%s", diff)
 		}
 	})
 
