@@ -47,8 +47,14 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s), one after the ot
 		done; \
 	done
 
-golden: catalog ## Rewrite the golden files under testdata/ after an intended change
-	$(GO) test ./render ./scheduler ./reconcile -run 'Golden|Markdown' -update
+# Every test that compares golden files is named TestGolden* (internal/golden fails it
+# otherwise), and every package with one imports internal/golden, which defines -update.
+# The packages go before -update: go test passes what follows an unknown flag to the tests.
+golden: catalog ## Rewrite every golden file (the TestGolden* tests) after an intended change, and delete stale ones
+	$(GO) test -timeout $(TEST_TIMEOUT) $$($(GO) list \
+		-f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' $(PKGS) | \
+		awk '{ for (i = 2; i <= NF; i++) if ($$i == "github.com/raas-dev/raas/internal/golden") { print $$1; break } }') \
+		-run '^TestGolden' -update
 
 generate: ## Regenerate the JSON Schemas, the Tenant status CRD and its deepcopy code from the Go types
 	$(GO) test ./schema -run JSONSchemas -update

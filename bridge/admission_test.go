@@ -9,12 +9,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
 	"github.com/raas-dev/raas/bridge"
+	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
@@ -24,7 +22,7 @@ import (
 // for the example tenant ml-team-alpha: every copy the bridge writes must be admitted,
 // though the policies deny a PodGroup on any other queue.
 func TestAdmission(t *testing.T) {
-	repo, err := schema.Load(os.DirFS("../examples"))
+	repo, err := schema.Load(os.DirFS(exampletest.Root(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func TestAdmission(t *testing.T) {
 		objs = append(objs, s.Queue())
 		objs = append(objs, s.Objects()...)
 		for _, obj := range objs {
-			apply(t, host.Client, obj)
+			testenv.Apply(t, host.Client, "raas", obj)
 		}
 	})
 	if !ok {
@@ -143,17 +141,4 @@ func TestAdmission(t *testing.T) {
 		e.waitHost(t, "ray-greedy-pg", "once it asks for 4 GPUs", func(h *schedulingv1beta1.PodGroup) bool { return mirrors(h, fixed, s.QueueName) })
 		eventually(t, "the denial to leave Status", func(context.Context) (bool, error) { return len(b.Status().Refused) == 0, nil })
 	})
-}
-
-// apply applies obj server-side, as raas does.
-func apply(t *testing.T, cl client.Client, obj client.Object) {
-	t.Helper()
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
-	if err := cl.Apply(t.Context(), ac, client.FieldOwner("raas"), client.ForceOwnership); err != nil {
-		t.Fatalf("apply %s %s: %v", obj.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(obj), err)
-	}
 }

@@ -182,7 +182,7 @@ type writeCounter struct {
 }
 
 func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
+	return testenv.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		if req.Method != http.MethodGet && strings.Contains(req.URL.Path, "/podgroups") {
 			w.mu.Lock()
 			w.writes = append(w.writes, req.Method+" "+req.URL.Path)
@@ -197,7 +197,3 @@ func (w *writeCounter) list() []string {
 	defer w.mu.Unlock()
 	return slices.Clone(w.writes)
 }
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

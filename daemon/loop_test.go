@@ -102,10 +102,7 @@ func (s *syncBuffer) String() string {
 
 func hostOptions(t testing.TB) testenv.ControlPlaneOptions {
 	t.Helper()
-	crds, err := filepath.Abs("../deploy/crds")
-	if err != nil {
-		t.Fatal(err)
-	}
+	crds := exampletest.Path(t, "deploy", "crds")
 	opts := testenv.DefaultControlPlaneOptions()
 	opts.CRDDirs = append(opts.CRDDirs, crds)
 	return opts

@@ -6,7 +6,6 @@ package deploy_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -142,7 +141,6 @@ func newClient(t testing.TB, cfg *rest.Config) client.Client {
 // established. The first of them to fail stops the test.
 func apply(t testing.TB, c client.Client, objs []*unstructured.Unstructured) {
 	t.Helper()
-	ctx := t.Context()
 	definitions := func(o *unstructured.Unstructured) bool {
 		return o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition"
 	}
@@ -151,11 +149,7 @@ func apply(t testing.TB, c client.Client, objs []*unstructured.Unstructured) {
 			if definitions(o) != first {
 				continue
 			}
-			err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
-				client.FieldOwner("deploy-test"), client.ForceOwnership)
-			if err != nil {
-				t.Fatalf("apply %s %s: %v", o.GetKind(), o.GetName(), err)
-			}
+			testenv.Apply(t, c, "deploy-test", o)
 			if o.GetKind() == "CustomResourceDefinition" {
 				waitEstablished(t, c, o.GetName())
 			}
@@ -262,7 +256,7 @@ type requests struct {
 }
 
 func (c *requests) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
+	return testenv.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead && !req.URL.Query().Has("dryRun") {
 			c.writes.Add(1)
 			c.mu.Lock()
@@ -281,10 +275,6 @@ func (c *requests) reset() []string {
 	c.writes.Store(0)
 	return list
 }
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // pass runs one reconcile pass and fails the test on any failed entry or pass error.
 func pass(t *testing.T, r *reconcile.Reconciler, res *render.Result, revision string) *reconcile.Result {
@@ -574,7 +564,14 @@ func TestDeploy(t *testing.T) {
 	})
 
 	// The vclusters come up in the namespaces raas created, and export their kubeconfigs.
-	vclusters := startVClusters(t, host, res)
+	// Each tenant gets its own: their KubeRay installs differ.
+	var names []string
+	for _, out := range res.Tenants {
+		names = append(names, out.Tenant)
+	}
+	vclusters := host.StartVClusters(t, names, func(n string) (string, string) {
+		return res.Repo.Platform.Namespace(n), raasschema.Release(n)
+	}, testenv.DefaultVClusterOptions())
 
 	t.Run("the ServiceAccount runs a full pass of the examples", func(t *testing.T) {
 		out := pass(t, r, res, "full")
@@ -686,7 +683,7 @@ type usage struct {
 }
 
 func (u *usage) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
+	return testenv.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(req)
 		if err != nil || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			return resp, err
@@ -985,41 +982,6 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 // refusedByScope reports whether err is the refusal of admission.yaml's policy.
 func refusedByScope(err error) bool {
 	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy 'raas-scope'")
-}
-
-// startVClusters starts a stand-in vcluster for each rendered tenant, in parallel, and
-// stops them on cleanup. Each tenant gets its own: their KubeRay installs differ.
-func startVClusters(t *testing.T, host *testenv.ControlPlane, res *render.Result) map[string]*testenv.VCluster {
-	t.Helper()
-	begin := time.Now()
-	var mu sync.Mutex
-	var errs []error
-	vcs := map[string]*testenv.VCluster{}
-	var wg sync.WaitGroup
-	for _, out := range res.Tenants {
-		ns := res.Repo.Platform.Namespace(out.Tenant)
-		wg.Go(func() {
-			vc, err := testenv.StartVCluster(t.Context(), host, ns, raasschema.Release(out.Tenant), testenv.DefaultVClusterOptions())
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			vcs[out.Tenant] = vc
-			t.Cleanup(func() {
-				if err := vc.Stop(); err != nil {
-					t.Errorf("stop vcluster %s: %v", ns, err)
-				}
-			})
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d stand-in vclusters started in %s", len(res.Tenants), time.Since(begin).Round(time.Millisecond))
-	return vcs
 }
 
 // chartRole returns the vcluster chart's Role as rendered for the first example tenant.

@@ -49,7 +49,7 @@ func TestApply(t *testing.T) {
 		t.Fatalf("examples have %d tenants; this test needs three", len(names))
 	}
 	first, last := names[0], names[len(names)-1]
-	vcs := startVClusters(t, host, prefix, names)
+	vcs := host.StartVClusters(t, names, func(n string) (string, string) { return prefix + n, schema.Release(n) }, testenv.DefaultVClusterOptions())
 	r, count, opts := newReconciler(t, host, time.Minute)
 	e := &applyEnv{host: host, prefix: prefix, repo: repo, res: res, names: names, vcs: vcs, r: r, count: count, opts: opts}
 

@@ -3,25 +3,20 @@ package reconcile_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/internal/golden"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/reconcile")
 
 const goldenDir = "../testdata/reconcile"
 
@@ -32,10 +27,7 @@ func TestDiff(t *testing.T) {
 	host := testenv.Shared(t)
 	const prefix = "diff-"
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	r, count, _ := newReconciler(t, host, 100*time.Millisecond)
 	diff := func(t *testing.T, res *render.Result) *reconcile.Result {
 		t.Helper()
@@ -103,12 +95,22 @@ func TestDiff(t *testing.T) {
 	})
 }
 
-// TestDiffMarkdown applies the examples, then diffs a pull request that adds, changes
-// and removes tenants, and checks the Markdown summary against testdata/reconcile/diff.md
-// and the same result as JSON against testdata/reconcile/diff.json.
-// One stand-in vcluster takes every tenant's virtual objects, so that the inventories
-// record them as a real fleet's would.
-func TestDiffMarkdown(t *testing.T) {
+// TestGoldenDiff checks the summaries of two pull requests against testdata/reconcile:
+// one that adds, changes and removes tenants, as Markdown (diff.md) and as JSON
+// (diff.json), and one that changes a profile (profile-change.md). Each applies the
+// examples first, with one stand-in vcluster taking every tenant's virtual objects, so
+// that the inventories record them as a real fleet's would.
+func TestGoldenDiff(t *testing.T) {
+	got := map[string][]byte{}
+	got["diff.md"], got["diff.json"] = pullRequestDiff(t)
+	got["profile-change.md"] = profileChangeDiff(t)
+	golden.Dir(t, goldenDir, got)
+}
+
+// pullRequestDiff applies the examples, then diffs a pull request that adds, changes and
+// removes tenants, and returns the summary as Markdown and as JSON.
+func pullRequestDiff(t *testing.T) (markdown, report []byte) {
+	t.Helper()
 	repo, res, r, count, _ := applyExamples(t, "md-")
 
 	names := tenantNames(res)
@@ -137,7 +139,6 @@ func TestDiffMarkdown(t *testing.T) {
 	if err := reconcile.WriteMarkdown(&md, out); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "diff.md", md.String())
 
 	var js bytes.Buffer
 	if err := reconcile.WriteJSON(&js, out); err != nil {
@@ -150,34 +151,14 @@ func TestDiffMarkdown(t *testing.T) {
 	if len(rep.Tenants) != len(out.Tenants) || !rep.Changed || rep.Revision != "0123abc" {
 		t.Errorf("the report does not carry the result: %d tenants, changed %v, revision %q", len(rep.Tenants), rep.Changed, rep.Revision)
 	}
-	golden(t, "diff.json", js.String())
+	return md.Bytes(), js.Bytes()
 }
 
-// golden compares got with the golden file name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
+// profileChangeDiff applies the examples, changes the standard@3 profile and moves
+// vision-team onto it, and returns the Markdown summary, which must list every tenant the
+// change reaches, with its profile.
+func profileChangeDiff(t *testing.T) []byte {
 	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reconcile -run Markdown -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s is stale (-want +got), run go test ./reconcile -run Markdown -update:\n%s", path, diff)
-	}
-}
-
-// TestDiffMarkdownProfileChange changes the standard@3 profile and moves vision-team onto
-// it: the summary must list every tenant the change reaches, with its profile.
-func TestDiffMarkdownProfileChange(t *testing.T) {
 	repo, _, r, _, _ := applyExamples(t, "pf-")
 
 	repo.edit("raas.yaml", `images: ["rayproject/ray:2.46.0*", "docker.io/rayproject/ray:2.46.0*"]`,
@@ -202,7 +183,7 @@ func TestDiffMarkdownProfileChange(t *testing.T) {
 	if !strings.Contains(md.String(), "| `vision-team` | `standard@2` → `standard@3` | changed |") {
 		t.Errorf("the summary does not show vision-team's move:\n%s", md.String())
 	}
-	golden(t, "profile-change.md", md.String())
+	return md.Bytes()
 }
 
 // applyExamples applies the examples, with host namespaces prefixed by prefix, to the
@@ -212,10 +193,7 @@ func applyExamples(t *testing.T, prefix string) (*repo, *render.Result, *reconci
 	t.Helper()
 	host := testenv.Shared(t)
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	vc := host.StartVCluster(t, host.Namespace(t), "shared", testenv.DefaultVClusterOptions())
 	shareVCluster(t, host, vc, prefix, tenantNames(res))
 	r, count, opts := newReconciler(t, host, 30*time.Second)

@@ -90,10 +90,7 @@ func TestSilentVCluster(t *testing.T) {
 	repo := exampleRepo(t, prefix)
 	repo.remove("tenants/vision-team.yaml")
 	repo.remove("tenants/vision-team-next.yaml")
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	const silent, live = "data-sandbox", "ml-team-alpha"
 	exportKubeConfig(t, host, prefix+silent, schema.Release(silent), silentServer(t))
 	host.StartVCluster(t, prefix+live, schema.Release(live), testenv.DefaultVClusterOptions())
@@ -225,10 +222,7 @@ func TestOverloadedAPIServer(t *testing.T) {
 	host := testenv.Shared(t)
 	const prefix = "busy-"
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	p, cfg := newOverloadProxy(t, host.Config)
 	_, _, opts := newReconciler(t, host, 100*time.Millisecond)
 	opts.WrapTransport = nil

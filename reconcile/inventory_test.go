@@ -23,10 +23,7 @@ func TestLostInventory(t *testing.T) {
 	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
 	const prefix = "inv-"
 	repo := exampleRepo(t, prefix)
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	r, _, opts := newReconciler(t, host, 100*time.Millisecond)
 	apply(t, r, res)
 
@@ -134,10 +131,7 @@ func TestLostInventory(t *testing.T) {
 func TestInventoryTooLarge(t *testing.T) {
 	host := testenv.Shared(t)
 	repo := exampleRepo(t, "big-")
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	r, _, _ := newReconciler(t, host, 100*time.Millisecond)
 	// Room for the platform's few objects, not for a tenant's.
 	defer reconcile.SetMaxInventoryBytes(4 << 10)()

@@ -20,10 +20,7 @@ import (
 func TestLayoutsNeverRemove(t *testing.T) {
 	const prefix = "lay-"
 	host := testenv.Shared(t)
-	examples := exampleRepo(t, prefix).render()
-	if !examples.OK() {
-		t.Fatalf("render: %v %v", examples.Repo.Problems, examples.Failed)
-	}
+	examples := exampleRepo(t, prefix).renderOK()
 	names := tenantNames(examples)
 	// No vcluster answers: what a pass may delete is decided on the host.
 	r, _, _ := newReconciler(t, host, 100*time.Millisecond)

@@ -131,6 +131,16 @@ func (r *repo) render() *render.Result {
 	return renderDir(r.t, r.dir)
 }
 
+// renderOK renders the repository and fails the test unless every tenant renders.
+func (r *repo) renderOK() *render.Result {
+	r.t.Helper()
+	res := r.render()
+	if !res.OK() {
+		r.t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	return res
+}
+
 func renderDir(t testing.TB, dir string) *render.Result {
 	t.Helper()
 	return renderDirAt(t, dir, time.Now())
@@ -158,7 +168,7 @@ type counter struct {
 }
 
 func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
+	return testenv.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		switch {
 		case req.Method == http.MethodGet || req.Method == http.MethodHead:
 			c.reads.Add(1)
@@ -189,19 +199,22 @@ func (c *counter) writesList() []string {
 	return append([]string(nil), c.written...)
 }
 
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
 // newReconciler returns a reconciler on host with its own inventory namespace, short
 // waits, and a request counter.
 func newReconciler(t testing.TB, host *testenv.ControlPlane, vclusterTimeout time.Duration) (*reconcile.Reconciler, *counter, reconcile.Options) {
 	t.Helper()
 	// Volcano's namespace, where the platform's scheduler ConfigMap goes.
 	ensureNamespace(t, host.Client, "volcano-system")
+	return newReconcilerIn(t, host, host.Namespace(t), vclusterTimeout)
+}
+
+// newReconcilerIn returns a reconciler on host that keeps its inventories in namespace
+// (raas creates it if missing), with short waits and a request counter.
+func newReconcilerIn(t testing.TB, host *testenv.ControlPlane, namespace string, vclusterTimeout time.Duration) (*reconcile.Reconciler, *counter, reconcile.Options) {
+	t.Helper()
 	c := &counter{}
 	opts := reconcile.DefaultOptions()
-	opts.InventoryNamespace = host.Namespace(t)
+	opts.InventoryNamespace = namespace
 	opts.VClusterTimeout = vclusterTimeout
 	opts.PollInterval = 100 * time.Millisecond
 	opts.WaitTimeout = 2 * time.Minute // a bound, not a goal: 1.3 MB KubeRay CRDs take long to be established on a busy 2-core machine
@@ -286,4 +299,12 @@ func shareVCluster(t testing.TB, host *testenv.ControlPlane, vc *testenv.VCluste
 			t.Fatal(err)
 		}
 	}
+}
+
+func tenantNames(res *render.Result) []string {
+	var names []string
+	for _, out := range res.Tenants {
+		names = append(names, out.Tenant)
+	}
+	return names
 }

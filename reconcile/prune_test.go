@@ -31,10 +31,7 @@ func TestPrune(t *testing.T) {
 		repo.write("tenants/"+name+".yaml", minimalTenant(name, ""))
 	}
 	repo.write("tenants/delta.yaml", minimalTenant("delta", "vcluster: {retainData: false}"))
-	res := repo.render()
-	if !res.OK() {
-		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-	}
+	res := repo.renderOK()
 	r, count, opts := newReconciler(t, host, 200*time.Millisecond)
 	first := apply(t, r, res)
 	for _, st := range first.Tenants {

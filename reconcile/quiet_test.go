@@ -34,10 +34,7 @@ func TestQuietPasses(t *testing.T) {
 				repo := exampleRepo(t, prefix)
 				repo.remove("tenants/vision-team.yaml")
 				repo.remove("tenants/vision-team-next.yaml")
-				res := repo.render()
-				if !res.OK() {
-					t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
-				}
+				res := repo.renderOK()
 				names := tenantNames(res)
 				if len(names) != 2 {
 					t.Fatalf("tenants %v, want 2", names)
@@ -49,17 +46,7 @@ func TestQuietPasses(t *testing.T) {
 						host.StartVCluster(t, prefix+n, schema.Release(n), testenv.DefaultVClusterOptions())
 					}
 				}
-				count := &counter{}
-				opts := reconcile.DefaultOptions()
-				opts.InventoryNamespace = prefix + "raas-system"
-				opts.VClusterTimeout = timeout
-				opts.PollInterval = 100 * time.Millisecond
-				opts.WaitTimeout = 2 * time.Minute // a bound, not a goal: 1.3 MB KubeRay CRDs take long to be established on a busy 2-core machine
-				opts.WrapTransport = count.wrap
-				r, err := reconcile.New(host.Config, opts)
-				if err != nil {
-					t.Fatal(err)
-				}
+				r, count, _ := newReconcilerIn(t, host, prefix+"raas-system", timeout)
 				first := apply(t, r, res)
 				for _, n := range names {
 					virtual := 0

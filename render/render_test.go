@@ -3,7 +3,6 @@ package render_test
 import (
 	"bytes"
 	"crypto/sha256"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,15 +11,13 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/exampletest"
+	"github.com/raas-dev/raas/internal/golden"
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/render/catalog"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/render")
 
 const (
 	examples  = "../examples"
@@ -96,36 +93,17 @@ func goldenYAML(t testing.TB, objs []*render.Object) []byte {
 	return b.Bytes()
 }
 
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join(goldenDir, name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v; run `make golden`", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got); run `make golden` if the change is intended:\n%s", path, diff)
-	}
-}
-
+// TestGolden renders the examples and compares the platform's objects, and each tenant's
+// host and virtual objects, with testdata/render: the files of a tenant that no longer
+// renders are stale.
 func TestGolden(t *testing.T) {
 	res := renderExamples(t)
-	checkGolden(t, "_platform.yaml", goldenYAML(t, res.Platform))
+	got := map[string][]byte{"_platform.yaml": goldenYAML(t, res.Platform)}
 	for _, out := range res.Tenants {
-		t.Run(out.Tenant, func(t *testing.T) {
-			checkGolden(t, filepath.Join(out.Tenant, "host.yaml"), goldenYAML(t, out.Host))
-			checkGolden(t, filepath.Join(out.Tenant, "virtual.yaml"), goldenYAML(t, out.Virtual))
-		})
+		got[out.Tenant+"/host.yaml"] = goldenYAML(t, out.Host)
+		got[out.Tenant+"/virtual.yaml"] = goldenYAML(t, out.Virtual)
 	}
+	golden.Dir(t, goldenDir, got)
 }
 
 func TestRender(t *testing.T) {

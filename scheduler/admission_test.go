@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
@@ -160,23 +159,10 @@ func startExamples(t *testing.T) (client.Client, *testenv.Warnings, map[string]*
 		objs = append(objs, s.Objects()...)
 	}
 	for _, obj := range objs {
-		apply(t, cl, obj)
+		testenv.Apply(t, cl, "raas", obj)
 	}
 	t.Logf("applied %d objects in %s", len(objs), time.Since(begin).Round(time.Millisecond))
 	return cl, recorded, tenants
-}
-
-// apply applies obj server-side, as raas does, and fails the test on any error.
-func apply(t *testing.T, cl client.Client, obj client.Object) {
-	t.Helper()
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u})
-	if err := cl.Apply(t.Context(), ac, client.FieldOwner("raas"), client.ForceOwnership); err != nil {
-		t.Fatalf("apply %s %s: %v", obj.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(obj), err)
-	}
 }
 
 func create(t *testing.T, cl client.Client, obj client.Object) {

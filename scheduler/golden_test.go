@@ -2,23 +2,18 @@ package scheduler_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime"
 	runtimeschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/raas-dev/raas/internal/golden"
 	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/scheduler")
 
 // goldenCases are tenants repositories and the directory of their expected output.
 var goldenCases = []struct {
@@ -47,7 +42,7 @@ func TestGolden(t *testing.T) {
 				s := scheduler.ForTenant(repo.Platform, tenant)
 				got[tenant.Metadata.Name+".yaml"] = marshal(t, append([]client.Object{s.Queue()}, s.Objects()...))
 			}
-			compareGolden(t, tc.want, got)
+			golden.Dir(t, tc.want, got)
 		})
 	}
 }
@@ -92,52 +87,4 @@ func marshal(t *testing.T, objs []client.Object) []byte {
 		b.Write(data)
 	}
 	return b.Bytes()
-}
-
-// compareGolden compares got with the files of dir, or rewrites dir with -update. A file
-// in dir that got lacks is stale and fails the test.
-func compareGolden(t *testing.T, dir string, got map[string][]byte) {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			if _, ok := got[e.Name()]; !ok {
-				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		for name, data := range got {
-			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return
-	}
-	for _, e := range entries {
-		if _, ok := got[e.Name()]; !ok {
-			t.Errorf("%s is stale: nothing renders it (run go test ./scheduler -update)", filepath.Join(dir, e.Name()))
-		}
-	}
-	names := make([]string, 0, len(got))
-	for name := range got {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		want, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Errorf("%v (run go test ./scheduler -update)", err)
-			continue
-		}
-		if diff := cmp.Diff(string(want), string(got[name])); diff != "" {
-			t.Errorf("%s differs (-want +got):\n%s", filepath.Join(dir, name), diff)
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/internal/volcano"
 	"github.com/raas-dev/raas/scheduler"
 )
@@ -252,7 +253,7 @@ func TestPlacementCPUPodsOnPools(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, obj := range objs {
-				apply(t, cl, obj)
+				testenv.Apply(t, cl, "raas", obj)
 			}
 			// The API server picks up the changed policies shortly after, each on its
 			// own: until both have, a pod may be refused (and vcluster retries it).

@@ -63,10 +63,7 @@ type fleet struct {
 
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
-	crds, err := filepath.Abs("../../deploy/crds")
-	if err != nil {
-		t.Fatal(err)
-	}
+	crds := exampletest.Path(t, "deploy", "crds")
 	opts := testenv.DefaultControlPlaneOptions()
 	opts.CRDDirs = append(opts.CRDDirs, crds)
 	cp := testenv.StartHost(t, opts)

@@ -30,6 +30,14 @@ func Root(t testing.TB) string {
 	}
 }
 
+// Path returns the absolute path of elem joined below the raas source tree, the
+// directory that holds examples/, such as Path(t, "deploy", "crds"). It does not depend
+// on how deep the test's package lies.
+func Path(t testing.TB, elem ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{filepath.Dir(Root(t))}, elem...)...)
+}
+
 // Dir copies examples/ into a temporary directory, removed when the test ends.
 func Dir(t testing.TB) string {
 	t.Helper()
@@ -86,7 +94,7 @@ func FS(t testing.TB, files map[string]string) fstest.MapFS {
 // examples/, and fails the test when it has not been filled.
 func Catalog(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(Root(t)), ".catalog")
+	dir := Path(t, ".catalog")
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("no local catalog (%v): run `make catalog`", err)
 	}

@@ -35,7 +35,7 @@ type LayoutCase struct {
 // LayoutCases reads every case under testdata/validate/layouts.
 func LayoutCases(t testing.TB) []LayoutCase {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(filepath.Dir(Root(t)), "testdata", "validate", "layouts", "*.txt"))
+	files, err := filepath.Glob(Path(t, "testdata", "validate", "layouts", "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no layout cases: %v", err)
 	}

@@ -33,6 +33,7 @@ var stages = map[string]int{
 
 	"internal/testenv":     10,
 	"internal/exampletest": 10,
+	"internal/golden":      10,
 	"internal/layout":      10,
 	"deploy":               10, // manifests and their tests only
 

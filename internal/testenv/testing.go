@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,6 +115,44 @@ func (cp *ControlPlane) StartVCluster(t testing.TB, namespace, release string, o
 	})
 	t.Logf("stand-in vcluster %s/%s started in %s", namespace, release, vc.StartupTime.Round(time.Millisecond))
 	return vc
+}
+
+// StartVClusters starts a stand-in vcluster for each of names at once, in the host
+// namespace and under the release name that place gives for it, and stops them on
+// cleanup. It returns them keyed by name.
+func (cp *ControlPlane) StartVClusters(t testing.TB, names []string, place func(name string) (namespace, release string), opts VClusterOptions) map[string]*VCluster {
+	t.Helper()
+	begin := time.Now()
+	var mu sync.Mutex
+	var errs []error
+	vcs := map[string]*VCluster{}
+	var wg sync.WaitGroup
+	for _, name := range names {
+		namespace, release := place(name)
+		wg.Go(func() {
+			vc, err := StartVCluster(t.Context(), cp, namespace, release, opts)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			vcs[name] = vc
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, vc := range vcs {
+			if err := vc.Stop(); err != nil {
+				t.Errorf("stop vcluster %s/%s: %v", vc.HostNamespace, vc.Release, err)
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("start %v", err)
+	}
+	t.Logf("%d stand-in vclusters started in %s", len(vcs), time.Since(begin).Round(time.Millisecond))
+	return vcs
 }
 
 // WriteKubeConfigFile writes the control plane's kubeconfig into the test's temporary
