@@ -15,11 +15,12 @@ const module = "github.com/raas-dev/raas"
 // packages of a lower rank; a package not listed here fails the test until it is given
 // its place.
 var stages = map[string]int{
-	"api/v1alpha1":     0,
-	"internal/memo":    0,
-	"internal/secret":  0,
-	"internal/volcano": 0,
-	"internal/trigger": 1,
+	"api/v1alpha1":            0,
+	"internal/memo":           0,
+	"internal/secret":         0,
+	"internal/volcano":        0,
+	"internal/vclusterconfig": 0,
+	"internal/trigger":        1,
 
 	"source":            1,
 	"schema":            2,
