@@ -15,22 +15,22 @@ const module = "github.com/raas-dev/raas"
 // packages of a lower rank; a package not listed here fails the test until it is given
 // its place.
 var stages = map[string]int{
-	"api/v1alpha1":            0,
-	"internal/memo":           0,
-	"internal/secret":         0,
-	"internal/volcano":        0,
-	"internal/vclusterconfig": 0,
-	"internal/trigger":        1,
+	"api/v1alpha1":     0,
+	"internal/memo":    0,
+	"internal/secret":  0,
+	"internal/volcano": 0,
+	"internal/trigger": 1,
 
-	"source":            1,
-	"schema":            2,
-	"render/catalog":    3,
-	"scheduler":         4,
-	"render":            5,
-	"reconcile":         6,
-	"bridge":            7,
-	"daemon/statuspage": 8,
-	"daemon":            9,
+	"source":                  1,
+	"schema":                  2,
+	"render/catalog":          3,
+	"internal/vclusterconfig": 3, // the kubeconfig Secret a vcluster exports, by tenant
+	"scheduler":               4,
+	"render":                  5,
+	"reconcile":               6,
+	"bridge":                  7,
+	"daemon/statuspage":       8,
+	"daemon":                  9,
 
 	"internal/testenv":     10,
 	"internal/exampletest": 10,
