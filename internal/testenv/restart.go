@@ -42,39 +42,71 @@ func ownDirs() (string, error) {
 	return dir, nil
 }
 
-// RestartAPIServer stops kube-apiserver gracefully (SIGTERM), waits down, and starts it
-// again on the same port with the same certificates and the same etcd. It returns once the
-// new process answers /healthz. etcd keeps running throughout.
+// RestartAPIServer stops kube-apiserver, waits down, and starts it again; see
+// StopAPIServer and StartAPIServer. etcd keeps running throughout.
 func (cp *ControlPlane) RestartAPIServer(down time.Duration) error {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	s := cp.env.ControlPlane.APIServer
-	if err := s.Stop(); err != nil {
-		return fmt.Errorf("control plane: restart kube-apiserver: stop: %w", err)
+	if err := cp.StopAPIServer(); err != nil {
+		return err
 	}
 	time.Sleep(down)
-	s.StartTimeout = max(s.StartTimeout, restartTimeout)
-	if err := s.Start(); err != nil {
-		return fmt.Errorf("control plane: restart kube-apiserver: start: %w", err)
+	return cp.StartAPIServer()
+}
+
+// RestartEtcd stops etcd, waits down, and starts it again; see StopEtcd and StartEtcd.
+// kube-apiserver keeps running and loses its storage meanwhile: its requests fail or wait
+// until etcd is back.
+func (cp *ControlPlane) RestartEtcd(down time.Duration) error {
+	if err := cp.StopEtcd(); err != nil {
+		return err
+	}
+	time.Sleep(down)
+	return cp.StartEtcd()
+}
+
+// StopAPIServer stops kube-apiserver gracefully (SIGTERM), as a rolling upgrade does,
+// and returns once it has exited. Start it again with StartAPIServer.
+func (cp *ControlPlane) StopAPIServer() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if err := cp.env.ControlPlane.APIServer.Stop(); err != nil {
+		return fmt.Errorf("control plane: stop kube-apiserver: %w", err)
 	}
 	return nil
 }
 
-// RestartEtcd stops etcd gracefully (SIGTERM), waits down, and starts it again on the
-// same URL with the same data directory. kube-apiserver keeps running and loses its
-// storage meanwhile: its requests fail or wait until etcd is back. It returns once etcd
-// answers /health.
-func (cp *ControlPlane) RestartEtcd(down time.Duration) error {
+// StartAPIServer starts a stopped kube-apiserver on the same port with the same
+// certificates and the same etcd, and returns once it answers /healthz.
+func (cp *ControlPlane) StartAPIServer() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	s := cp.env.ControlPlane.APIServer
+	s.StartTimeout = max(s.StartTimeout, restartTimeout)
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("control plane: start kube-apiserver again: %w", err)
+	}
+	return nil
+}
+
+// StopEtcd stops etcd gracefully (SIGTERM) and returns once it has exited. Start it
+// again with StartEtcd.
+func (cp *ControlPlane) StopEtcd() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if err := cp.env.ControlPlane.Etcd.Stop(); err != nil {
+		return fmt.Errorf("control plane: stop etcd: %w", err)
+	}
+	return nil
+}
+
+// StartEtcd starts a stopped etcd on the same URL with the same data directory, and
+// returns once it answers /health.
+func (cp *ControlPlane) StartEtcd() error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	e := cp.env.ControlPlane.Etcd
-	if err := e.Stop(); err != nil {
-		return fmt.Errorf("control plane: restart etcd: stop: %w", err)
-	}
-	time.Sleep(down)
 	e.StartTimeout = max(e.StartTimeout, restartTimeout)
 	if err := e.Start(); err != nil {
-		return fmt.Errorf("control plane: restart etcd: start: %w", err)
+		return fmt.Errorf("control plane: start etcd again: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,488 @@
+package reconcile_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/raas-dev/raas/internal/testenv"
+	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/schema"
+)
+
+// TestRestartAPIServerMidPass stops the host's kube-apiserver in the middle of a pass and
+// starts it again a few seconds later, with its data: see restartMidPass.
+func TestRestartAPIServerMidPass(t *testing.T) {
+	restartMidPass(t, fault{
+		name: "kube-apiserver",
+		stop: (*testenv.ControlPlane).StopAPIServer, start: (*testenv.ControlPlane).StartAPIServer,
+		down: 3 * time.Second,
+	})
+}
+
+// TestRestartEtcdMidPass stops the host's etcd in the middle of a pass and starts it again
+// a few seconds later, with its data, while kube-apiserver keeps serving without storage:
+// see restartMidPass.
+func TestRestartEtcdMidPass(t *testing.T) {
+	restartMidPass(t, fault{
+		name: "etcd",
+		stop: (*testenv.ControlPlane).StopEtcd, start: (*testenv.ControlPlane).StartEtcd,
+		down: 5 * time.Second,
+	})
+}
+
+// fault is a part of the host control plane that goes away mid-pass.
+type fault struct {
+	name        string
+	stop, start func(*testenv.ControlPlane) error
+	// down is how long it stays stopped.
+	down time.Duration
+}
+
+// restartMidPass applies the examples to a fresh host, with a stand-in vcluster for one
+// tenant, and stops f's process at the third write into a tenant namespace; it starts again
+// after f.down. The pass may fail objects but must delete nothing; later passes converge
+// with every rendered object in place, listed in its tenant's inventory, and no object
+// labelled as raas's that no inventory lists. Then the same on the converged host while a
+// pass removes one tenant and changes another: the removed tenant's objects go (its
+// namespace stays, for its data) and nothing else is deleted or created again.
+func restartMidPass(t *testing.T, f fault) {
+	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
+	const prefix = "restart-"
+	const withVCluster = "ml-team-alpha"
+	repo := exampleRepo(t, prefix)
+	res := repo.render()
+	if !res.OK() {
+		t.Fatalf("render: %v %v", res.Repo.Problems, res.Failed)
+	}
+	vc := startVClusters(t, host, prefix, []string{withVCluster})[withVCluster]
+	_, _, opts := newReconciler(t, host, 5*time.Second)
+	hook := newRestartHook(t, host, f, "/namespaces/"+prefix)
+	opts.WrapTransport = hook.wrap
+	r, err := reconcile.New(host.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, host: host, vc: vc, vcTenant: withVCluster, inventoryNS: opts.InventoryNamespace}
+
+	t.Run("a first pass interrupted mid-way converges with nothing lost", func(t *testing.T) {
+		hook.arm(3)
+		faulty := hook.pass(t, r, res)
+		deletedNothing(t, faulty, "")
+		// The host may still be down: the next passes start at once, as raas's loop
+		// would, and none may delete anything.
+		passes := converge(t, r, res, "")
+		hook.wait(t)
+		t.Logf("converged in %d more pass(es)", passes)
+		w.check(t, res, "")
+	})
+
+	t.Run("a pass that removes a tenant, interrupted mid-way, removes only that tenant", func(t *testing.T) {
+		removed, _, _ := removable(t, repo, res, withVCluster)
+		repo.edit("tenants/"+withVCluster+".yaml", "pods: 200", "pods: 210")
+		next := repo.render()
+		if !next.OK() {
+			t.Fatalf("render: %v %v", next.Repo.Problems, next.Failed)
+		}
+		before := w.managed(res)
+		hook.arm(1)
+		faulty := hook.pass(t, r, next)
+		deletedNothing(t, faulty, removed)
+		passes := converge(t, r, next, removed)
+		hook.wait(t)
+		t.Logf("converged in %d more pass(es)", passes)
+		w.check(t, next, removed)
+		w.sameUIDs(t, res, before, removed)
+		for _, out := range res.Tenants {
+			if out.Tenant != removed {
+				continue
+			}
+			for _, o := range out.Host {
+				live := get(t, host.Client, o)
+				switch {
+				case o.GetKind() == "Namespace" && live == nil:
+					t.Errorf("%s: deleted, want kept with the vcluster's data volumes", o.ID())
+				case o.GetKind() != "Namespace" && live != nil:
+					t.Errorf("%s: still there, though its tenant was removed", o.ID())
+				}
+			}
+		}
+	})
+}
+
+// restartHook stops a part of the host control plane from inside the reconciler's
+// transport: the request that reaches the nth write into a tenant namespace waits until
+// the process has exited, and then goes on, to fail or wait as the others do. The
+// process starts again in the background after the fault's down time.
+type restartHook struct {
+	t      *testing.T
+	host   *testenv.ControlPlane
+	f      fault
+	server string // host:port of the host's API server
+	path   string // part of the URL path of requests into tenant namespaces
+
+	at      atomic.Int64 // which write stops the process; 0 when disarmed
+	writes  atomic.Int64
+	stopped atomic.Bool
+
+	mu      sync.Mutex
+	started chan error // the result of the start, once the process was stopped
+	// errs counts what the requests met from the stop to the end of the pass: transport
+	// errors and 5xx answers, by message or status.
+	errs map[string]int
+}
+
+func newRestartHook(t *testing.T, host *testenv.ControlPlane, f fault, path string) *restartHook {
+	u, err := url.Parse(host.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &restartHook{t: t, host: host, f: f, server: u.Host, path: path}
+}
+
+// arm makes the nth write into a tenant namespace from now stop the process.
+func (h *restartHook) arm(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.writes.Store(0)
+	h.stopped.Store(false)
+	h.at.Store(int64(n))
+	h.started, h.errs = nil, map[string]int{}
+}
+
+func (h *restartHook) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Host != h.server {
+			return rt.RoundTrip(req) // a vcluster
+		}
+		write := req.Method != http.MethodGet && req.Method != http.MethodHead && !req.URL.Query().Has("dryRun")
+		if write && strings.Contains(req.URL.Path, h.path) && h.writes.Add(1) == h.at.Load() {
+			h.stop(req)
+		}
+		resp, err := rt.RoundTrip(req)
+		if h.stopped.Load() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			switch {
+			case err != nil:
+				h.errs[errorClass(err.Error())]++
+			case resp.StatusCode >= 500:
+				h.errs[resp.Status]++
+			}
+		}
+		return resp, err
+	})
+}
+
+// stop stops the process and starts it again in the background. Requests made meanwhile
+// go ahead.
+func (h *restartHook) stop(req *http.Request) {
+	h.stopped.Store(true)
+	begin := time.Now()
+	if err := h.f.stop(h.host); err != nil {
+		h.t.Errorf("stop %s: %v", h.f.name, err)
+		return
+	}
+	h.t.Logf("%s stopped in %s, at %s %s", h.f.name, time.Since(begin).Round(time.Millisecond), req.Method, req.URL.Path)
+	started := make(chan error, 1)
+	h.mu.Lock()
+	h.started = started
+	h.mu.Unlock()
+	go func() {
+		time.Sleep(h.f.down)
+		begin := time.Now()
+		err := h.f.start(h.host)
+		if err == nil {
+			h.t.Logf("%s started again in %s", h.f.name, time.Since(begin).Round(time.Millisecond))
+		}
+		started <- err
+	}()
+}
+
+// errorClass drops what differs between the same errors: addresses and ports.
+func errorClass(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg[:i], "127.0.0.1") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// pass runs the pass in which the process stops, lets it finish and returns its result.
+// The pass must have met the fault. The process may still be down, or starting.
+func (h *restartHook) pass(t *testing.T, r *reconcile.Reconciler, res *render.Result) *reconcile.Result {
+	t.Helper()
+	begin := time.Now()
+	out, err := r.Apply(t.Context(), reconcile.Input{Render: res, Revision: "test"})
+	elapsed := time.Since(begin)
+	h.at.Store(0)
+	if !h.stopped.Load() {
+		t.Fatalf("the pass ended after %s and %d writes into tenant namespaces: %s stopped at no point", elapsed.Round(time.Millisecond), h.writes.Load(), h.f.name)
+	}
+	if err != nil {
+		// The pass could not start: the stop came before it read the inventories.
+		t.Fatalf("apply: %v", err)
+	}
+	failed := 0
+	for _, e := range out.Entries {
+		if e.Action == reconcile.Failed {
+			if failed < 5 {
+				t.Logf("  failed: %s", e)
+			}
+			failed++
+		}
+	}
+	h.mu.Lock()
+	t.Logf("the pass with %s down took %s: %s; %d error(s) %v; the requests met %v",
+		h.f.name, elapsed.Round(time.Millisecond), out.Summary(), len(out.Errors), out.Errors, h.errs)
+	h.mu.Unlock()
+	return out
+}
+
+// wait waits until the stopped process has started again.
+func (h *restartHook) wait(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	started := h.started
+	h.mu.Unlock()
+	if started == nil {
+		t.Fatalf("%s was not stopped", h.f.name)
+	}
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("%s did not start again within 5 minutes", h.f.name)
+	}
+}
+
+// converge runs passes until one has no failure, then one more, which must change
+// nothing, and returns how many passes that took. The first ones run while the host is
+// still down or starting, as raas's loop would. Only the removed tenant ("" for none) may
+// have objects deleted.
+func converge(t *testing.T, r *reconcile.Reconciler, res *render.Result, removed string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for n := 1; ; n++ {
+		out, err := r.Apply(t.Context(), reconcile.Input{Render: res, Revision: "test"})
+		if err == nil {
+			deletedNothing(t, out, removed)
+		}
+		if err == nil && !out.Failed() {
+			t.Logf("pass %d: %s", n, out.Summary())
+			again := apply(t, r, res)
+			if again.Changed() {
+				t.Errorf("a pass after convergence still changes things: %s", again.Summary())
+			}
+			return n
+		}
+		if err != nil {
+			t.Logf("pass %d: %v", n, err)
+		} else {
+			t.Logf("pass %d: %s; errors %v", n, out.Summary(), out.Errors)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not converged after %d passes", n)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// deletedNothing fails the test for any entry that deleted an object, but those of the
+// tenant removed ("" for none).
+func deletedNothing(t *testing.T, out *reconcile.Result, removed string) {
+	t.Helper()
+	for _, e := range out.Entries {
+		if (e.Action == reconcile.Deleted || e.Action == reconcile.Retained) && (removed == "" || e.Tenant != removed) {
+			t.Errorf("deleted %s", e)
+		}
+	}
+}
+
+// world is what a restart test inspects: the host and the one tenant vcluster.
+type world struct {
+	t           *testing.T
+	host        *testenv.ControlPlane
+	vc          *testenv.VCluster
+	vcTenant    string
+	inventoryNS string
+}
+
+// liveKey names a live object: target, group, kind, namespace and name.
+type liveKey struct {
+	target render.Target
+	reconcile.Ref
+}
+
+// kinds returns the kinds res renders at each target, as listed at the vcluster tenant.
+func kinds(res *render.Result, vcTenant string) map[render.Target][]k8sschema.GroupVersionKind {
+	seen := map[render.Target]map[k8sschema.GroupKind]bool{render.Host: {}, render.Virtual: {}}
+	out := map[render.Target][]k8sschema.GroupVersionKind{}
+	add := func(target render.Target, objs []*render.Object) {
+		for _, o := range objs {
+			gvk := o.GroupVersionKind()
+			if !seen[target][gvk.GroupKind()] {
+				seen[target][gvk.GroupKind()] = true
+				out[target] = append(out[target], gvk)
+			}
+		}
+	}
+	add(render.Host, res.Platform)
+	for _, o := range res.Tenants {
+		add(render.Host, o.Host)
+		if o.Tenant == vcTenant {
+			add(render.Virtual, o.Virtual)
+		}
+	}
+	return out
+}
+
+// managed lists the live objects labelled as raas's, of the kinds res renders, on the
+// host (but for the inventory namespace and retained namespaces) and in the vcluster.
+func (w *world) managed(res *render.Result) map[liveKey]types.UID {
+	w.t.Helper()
+	found := map[liveKey]types.UID{}
+	clients := map[render.Target]client.Client{render.Host: w.host.Client, render.Virtual: w.vc.Client}
+	for target, gvks := range kinds(res, w.vcTenant) {
+		for _, gvk := range gvks {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+			if err := clients[target].List(context.Background(), list, client.MatchingLabels{schema.LabelManagedBy: schema.ManagedBy}); err != nil {
+				w.t.Fatalf("list %s %s: %v", target, gvk.Kind, err)
+			}
+			for _, m := range list.Items {
+				_, retained := m.Annotations[reconcile.AnnotationRetained]
+				if target == render.Host && (m.Namespace == w.inventoryNS || retained) {
+					continue
+				}
+				ref := reconcile.Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}
+				found[liveKey{target, ref}] = m.UID
+			}
+		}
+	}
+	return found
+}
+
+// sameUIDs fails for every object of before, of the kinds res renders, that is gone or
+// was created again, but the removed tenant's ("" for none).
+func (w *world) sameUIDs(t *testing.T, res *render.Result, before map[liveKey]types.UID, removed string) {
+	t.Helper()
+	now := w.managed(res)
+	ns := res.Repo.Platform.Namespace(removed)
+	for k, uid := range before {
+		if removed != "" && (k.Namespace == ns || k.Name == ns || strings.HasSuffix(k.Name, "."+ns)) {
+			continue
+		}
+		if got, ok := now[k]; !ok {
+			t.Errorf("%s %s: deleted", k.target, k.Ref)
+		} else if got != uid {
+			t.Errorf("%s %s: deleted and created again (uid %s, was %s)", k.target, k.Ref, got, uid)
+		}
+	}
+}
+
+// inventories reads the inventory ConfigMaps: the objects each lists, by tenant ("" for
+// the platform), and whether each was applied (has a digest).
+func (w *world) inventories(t *testing.T) map[string]map[liveKey]bool {
+	t.Helper()
+	var cms corev1.ConfigMapList
+	if err := w.host.Client.List(context.Background(), &cms, client.InNamespace(w.inventoryNS)); err != nil {
+		t.Fatal(err)
+	}
+	invs := map[string]map[liveKey]bool{}
+	for _, cm := range cms.Items {
+		var inv struct {
+			Tenant  string `json:"tenant"`
+			Objects []struct {
+				Target render.Target `json:"target"`
+				reconcile.Ref
+				Digest string `json:"digest"`
+			} `json:"objects"`
+		}
+		if err := yaml.Unmarshal([]byte(cm.Data["inventory.yaml"]), &inv); err != nil {
+			t.Fatalf("inventory %s: %v", cm.Name, err)
+		}
+		if want := strings.TrimPrefix(cm.Name, "tenant."); cm.Name != "platform" && inv.Tenant != want {
+			t.Errorf("inventory %s records tenant %q", cm.Name, inv.Tenant)
+		}
+		objs := map[liveKey]bool{}
+		for _, o := range inv.Objects {
+			objs[liveKey{o.Target, o.Ref}] = o.Digest != ""
+		}
+		invs[inv.Tenant] = objs
+	}
+	return invs
+}
+
+// check asserts the converged state of res: every rendered host object, and every
+// virtual object of the vcluster tenant, exists and is listed as applied in its
+// inventory (other virtual objects are listed, not yet applied); no managed object is
+// missing from the inventories; the removed tenant has no inventory left.
+func (w *world) check(t *testing.T, res *render.Result, removed string) {
+	t.Helper()
+	invs := w.inventories(t)
+	if _, ok := invs[removed]; removed != "" && ok {
+		t.Errorf("the removed tenant %s still has an inventory", removed)
+	}
+	listed := map[liveKey]bool{}
+	for _, objs := range invs {
+		for k := range objs {
+			listed[k] = true
+		}
+	}
+	expect := func(tenant string, target render.Target, objs []*render.Object, c client.Client) {
+		if len(objs) == 0 {
+			t.Errorf("%s: no %s objects rendered", tenant, target)
+		}
+		for _, o := range objs {
+			k := liveKey{target, reconcile.Ref{Group: o.GroupVersionKind().Group, Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}}
+			applied, ok := invs[tenant][k]
+			if !ok {
+				t.Errorf("%s %s: not in the inventory of %q", target, k.Ref, tenant)
+			}
+			if c == nil {
+				continue
+			}
+			if !applied {
+				t.Errorf("%s %s: in the inventory of %q without a digest", target, k.Ref, tenant)
+			}
+			if get(t, c, o) == nil {
+				t.Errorf("%s %s: missing", target, k.Ref)
+			}
+		}
+	}
+	expect("", render.Host, res.Platform, w.host.Client)
+	for _, out := range res.Tenants {
+		expect(out.Tenant, render.Host, out.Host, w.host.Client)
+		var vc client.Client
+		if out.Tenant == w.vcTenant {
+			vc = w.vc.Client
+		}
+		expect(out.Tenant, render.Virtual, out.Virtual, vc)
+	}
+	var orphans []string
+	for k := range w.managed(res) {
+		if !listed[k] {
+			orphans = append(orphans, string(k.target)+" "+k.Ref.String())
+		}
+	}
+	slices.Sort(orphans)
+	if len(orphans) > 0 {
+		t.Errorf("labelled as raas's, in no inventory: %v", orphans)
+	}
+}
