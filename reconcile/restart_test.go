@@ -55,11 +55,13 @@ type fault struct {
 
 // restartMidPass applies the examples to a fresh host, with a stand-in vcluster for one
 // tenant, and stops f's process at the third write into a tenant namespace; it starts again
-// after f.down. The pass may fail objects but must delete nothing; later passes converge
+// after f.down. The pass may fail objects but must delete nothing; later passes, the first
+// of them while the process may still be down or starting, converge
 // with every rendered object in place, listed in its tenant's inventory, and no object
 // labelled as raas's that no inventory lists. Then the same on the converged host while a
-// pass removes one tenant and changes another: the removed tenant's objects go (its
-// namespace stays, for its data) and nothing else is deleted or created again.
+// pass removes one tenant and changes another, stopped at its first write into a tenant
+// namespace: the removed tenant's objects go (its namespace stays, for its data) and
+// nothing else is deleted or created again.
 func restartMidPass(t *testing.T, f fault) {
 	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
 	const prefix = "restart-"
@@ -77,7 +79,7 @@ func restartMidPass(t *testing.T, f fault) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, host: host, vc: vc, vcTenant: withVCluster, inventoryNS: opts.InventoryNamespace}
+	w := &world{host: host, vc: vc, vcTenant: withVCluster, inventoryNS: opts.InventoryNamespace}
 
 	t.Run("a first pass interrupted mid-way converges with nothing lost", func(t *testing.T) {
 		hook.arm(3)
@@ -98,7 +100,7 @@ func restartMidPass(t *testing.T, f fault) {
 		if !next.OK() {
 			t.Fatalf("render: %v %v", next.Repo.Problems, next.Failed)
 		}
-		before := w.managed(res)
+		before := w.managed(t, res)
 		hook.arm(1)
 		faulty := hook.pass(t, r, next)
 		deletedNothing(t, faulty, removed)
@@ -316,7 +318,6 @@ func deletedNothing(t *testing.T, out *reconcile.Result, removed string) {
 
 // world is what a restart test inspects: the host and the one tenant vcluster.
 type world struct {
-	t           *testing.T
 	host        *testenv.ControlPlane
 	vc          *testenv.VCluster
 	vcTenant    string
@@ -329,7 +330,7 @@ type liveKey struct {
 	reconcile.Ref
 }
 
-// kinds returns the kinds res renders at each target, as listed at the vcluster tenant.
+// kinds returns the kinds res renders on the host, and in vcTenant's vcluster.
 func kinds(res *render.Result, vcTenant string) map[render.Target][]k8sschema.GroupVersionKind {
 	seen := map[render.Target]map[k8sschema.GroupKind]bool{render.Host: {}, render.Virtual: {}}
 	out := map[render.Target][]k8sschema.GroupVersionKind{}
@@ -354,8 +355,8 @@ func kinds(res *render.Result, vcTenant string) map[render.Target][]k8sschema.Gr
 
 // managed lists the live objects labelled as raas's, of the kinds res renders, on the
 // host (but for the inventory namespace and retained namespaces) and in the vcluster.
-func (w *world) managed(res *render.Result) map[liveKey]types.UID {
-	w.t.Helper()
+func (w *world) managed(t *testing.T, res *render.Result) map[liveKey]types.UID {
+	t.Helper()
 	found := map[liveKey]types.UID{}
 	clients := map[render.Target]client.Client{render.Host: w.host.Client, render.Virtual: w.vc.Client}
 	for target, gvks := range kinds(res, w.vcTenant) {
@@ -363,7 +364,7 @@ func (w *world) managed(res *render.Result) map[liveKey]types.UID {
 			list := &metav1.PartialObjectMetadataList{}
 			list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 			if err := clients[target].List(context.Background(), list, client.MatchingLabels{schema.LabelManagedBy: schema.ManagedBy}); err != nil {
-				w.t.Fatalf("list %s %s: %v", target, gvk.Kind, err)
+				t.Fatalf("list %s %s: %v", target, gvk.Kind, err)
 			}
 			for _, m := range list.Items {
 				_, retained := m.Annotations[reconcile.AnnotationRetained]
@@ -382,7 +383,7 @@ func (w *world) managed(res *render.Result) map[liveKey]types.UID {
 // was created again, but the removed tenant's ("" for none).
 func (w *world) sameUIDs(t *testing.T, res *render.Result, before map[liveKey]types.UID, removed string) {
 	t.Helper()
-	now := w.managed(res)
+	now := w.managed(t, res)
 	ns := res.Repo.Platform.Namespace(removed)
 	for k, uid := range before {
 		if removed != "" && (k.Namespace == ns || k.Name == ns || strings.HasSuffix(k.Name, "."+ns)) {
@@ -476,7 +477,7 @@ func (w *world) check(t *testing.T, res *render.Result, removed string) {
 		expect(out.Tenant, render.Virtual, out.Virtual, vc)
 	}
 	var orphans []string
-	for k := range w.managed(res) {
+	for k := range w.managed(t, res) {
 		if !listed[k] {
 			orphans = append(orphans, string(k.target)+" "+k.Ref.String())
 		}

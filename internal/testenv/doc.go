@@ -2,5 +2,6 @@
 // into bin/ by `make controlplane`) for tests and for `make run`. A host control plane
 // carries the Volcano CRDs; a second API server stands in for a tenant's vcluster and
 // exports its kubeconfig Secret into the host the way vcluster v0.25 does. Nothing is
-// downloaded at run time and nothing is faked.
+// downloaded at run time and nothing is faked. For fault tests, kube-apiserver and etcd
+// can be stopped and started again with their data.
 package testenv
