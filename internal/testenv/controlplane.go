@@ -61,6 +61,11 @@ type ControlPlane struct {
 	StartupTime time.Duration
 
 	env *envtest.Environment
+	// dir holds etcd's data and kube-apiserver's certificates. It is raas's, not
+	// envtest's, so that a restart keeps both (see restart.go); Stop removes it.
+	dir string
+	// mu keeps a restart and Stop apart.
+	mu sync.Mutex
 }
 
 // StartControlPlane starts etcd and kube-apiserver from opts.BinDir and installs the
@@ -96,13 +101,19 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 		scheme = Scheme
 	}
 
+	dir, err := ownDirs()
+	if err != nil {
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: binDir,
 		// Explicit paths win over KUBEBUILDER_ASSETS and TEST_ASSET_*, so a stray
 		// setup-envtest install is never picked up instead of bin/.
 		ControlPlane: envtest.ControlPlane{
-			APIServer: &envtest.APIServer{Path: apiServerPath, Out: opts.Output, Err: opts.Output},
-			Etcd:      &envtest.Etcd{Path: etcdPath, Out: opts.Output, Err: opts.Output},
+			APIServer: &envtest.APIServer{Path: apiServerPath, Out: opts.Output, Err: opts.Output,
+				CertDir: filepath.Join(dir, certDir)},
+			Etcd: &envtest.Etcd{Path: etcdPath, Out: opts.Output, Err: opts.Output,
+				DataDir: filepath.Join(dir, dataDir)},
 		},
 		Scheme:                   scheme,
 		CRDDirectoryPaths:        crdDirs,
@@ -131,18 +142,20 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 	case s := <-done:
 		if s.err != nil {
 			_ = env.Stop()
+			_ = os.RemoveAll(dir)
 			return nil, fmt.Errorf("control plane: start: %w", s.err)
 		}
 		cfg = s.cfg
 	case <-ctx.Done():
 		// Start cannot be interrupted; stop whatever it brought up once it returns.
-		go func() { <-done; _ = env.Stop() }()
+		go func() { <-done; _ = env.Stop(); _ = os.RemoveAll(dir) }()
 		return nil, fmt.Errorf("control plane: start: %w", ctx.Err())
 	}
 
 	cl, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("control plane: client: %w", err)
 	}
 	return &ControlPlane{
@@ -151,12 +164,18 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 		KubeConfig:  env.KubeConfig,
 		StartupTime: time.Since(begin),
 		env:         env,
+		dir:         dir,
 	}, nil
 }
 
 // Stop ends kube-apiserver and etcd and removes their temporary directories.
 func (cp *ControlPlane) Stop() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
 	if err := cp.env.Stop(); err != nil {
+		return fmt.Errorf("control plane: stop: %w", err)
+	}
+	if err := os.RemoveAll(cp.dir); err != nil {
 		return fmt.Errorf("control plane: stop: %w", err)
 	}
 	return nil

@@ -3,5 +3,6 @@
 // carries the Volcano CRDs; a second API server stands in for a tenant's vcluster and
 // exports its kubeconfig Secret into the host the way vcluster v0.25 does. Nothing is
 // downloaded at run time and nothing is faked. Tests in every package share its helpers
-// for working with these control planes, such as Apply and StartVClusters.
+// for working with these control planes, such as Apply and StartVClusters. For fault
+// tests, kube-apiserver and etcd can be stopped and started again with their data.
 package testenv
