@@ -46,8 +46,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, receive each pass's measurements.
 	Metrics *Metrics
-	// Now is the one clock of the loop: sandbox expiry, status times and the bridges'
-	// error times. Nil means time.Now.
+	// Now is the one clock of the loop: sandbox expiry, status times, the bridges' error
+	// times and, unless Reconcile.Now is set, the engine's deadlines. Nil means time.Now.
 	Now func() time.Time
 }
 
@@ -103,6 +103,9 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
+	}
+	if opts.Reconcile.Now == nil {
+		opts.Reconcile.Now = now
 	}
 	rec, err := reconcile.New(cfg, opts.Reconcile)
 	if err != nil {
