@@ -49,9 +49,11 @@ func TestRun(t *testing.T) {
 
 	f.waitForTenantRevision(t, "ml-team-alpha", first)
 	t.Run("ready after the first pass", func(t *testing.T) {
-		if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
-			t.Errorf("/readyz: %d", code)
-		}
+		// The pass writes Tenant status before it marks the loop ready.
+		waitFor(t, "/readyz answering 200", time.Minute, func(context.Context) (bool, error) {
+			code, _ := get(t, base+"/readyz")
+			return code == http.StatusOK, nil
+		})
 	})
 	t.Run("a signed webhook starts a pass of the new revision", func(t *testing.T) {
 		second := f.repo.commit("a new tenant", map[string]string{

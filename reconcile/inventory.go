@@ -278,10 +278,10 @@ func (r *Reconciler) rebuildInventories(p *pass) {
 }
 
 // rebuildVirtual adds to a rebuilt tenant inventory the objects raas manages inside the
-// tenant's vcluster, as the vcluster's live index lists them.
-func rebuildVirtual(inv *inventory, idx *liveIndex) {
+// tenant's vcluster, as the vcluster's live index lists them, and returns how many.
+func rebuildVirtual(inv *inventory, idx *liveIndex) int {
 	if inv == nil || inv.damaged == "" || idx == nil {
-		return
+		return 0
 	}
 	have := inv.byKey()
 	var objs []objectEntry
@@ -293,6 +293,7 @@ func rebuildVirtual(inv *inventory, idx *liveIndex) {
 	}
 	slices.SortFunc(objs, func(a, b objectEntry) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
 	inv.Objects = append(inv.Objects, objs...)
+	return len(objs)
 }
 
 // maxInventoryBytes is what an inventory may take: a ConfigMap holds at most 1 MiB, and

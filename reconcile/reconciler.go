@@ -226,6 +226,13 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	for _, run := range runs {
 		res.Entries = append(res.Entries, run.entries...)
 		res.Tenants = append(res.Tenants, run.result)
+		if run.rebuiltVirtual > 0 {
+			for i := range res.Rebuilt {
+				if res.Rebuilt[i].Tenant == run.result.Name {
+					res.Rebuilt[i].Objects += run.rebuiltVirtual
+				}
+			}
+		}
 	}
 	return res
 }

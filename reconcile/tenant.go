@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/schema"
@@ -11,6 +12,9 @@ import (
 type tenantRun struct {
 	result  TenantResult
 	entries []Entry
+	// rebuiltVirtual counts the objects inside the vcluster that a rebuilt inventory
+	// found, for the tenant's Rebuilt record.
+	rebuiltVirtual int
 }
 
 // reconcileTenant applies (or diffs) one tenant on both levels and prunes its stale
@@ -44,6 +48,7 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	var virtOuts []outcome
 	var virt *level
 	var vcErr error
+	rebuiltVirtual := 0
 	switch {
 	case out.Asleep:
 		// The vcluster is scaled to zero: leave its objects as last applied, and stop the
@@ -65,7 +70,17 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 			break
 		}
 		if old != nil && old.damaged != "" {
-			rebuildVirtual(old, idx)
+			// What raas applied before may be of kinds it no longer renders: a rebuilt
+			// inventory looks for raas's objects among every kind the vcluster serves.
+			all, err := r.indexServed(ctx, vc)
+			if err != nil {
+				vcErr = fmt.Errorf("rebuilding the inventory inside the vcluster: %w", err)
+				for _, o := range out.Virtual {
+					virtOuts = append(virtOuts, notAttempted(render.Virtual, name, o, prev, "the inventory inside the vcluster could not be rebuilt"))
+				}
+				break
+			}
+			rebuiltVirtual = rebuildVirtual(old, all)
 			prev = old.byKey()
 		}
 		virt = &level{target: render.Virtual, client: vc.client, mgr: vc.mgr, idx: idx}
@@ -86,21 +101,21 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 	}
 	if p.dryRun {
 		// A diff says what would change, not how healthy the tenant would be.
-		return tenantRun{result: st, entries: entries}
+		return tenantRun{result: st, entries: entries, rebuiltVirtual: rebuiltVirtual}
 	}
 	if inv.needsWrite(old, wrote(entries)) {
 		inv.Revision = p.in.Revision
 		if err := p.w.store(ctx, inv); err != nil {
 			st.Health, st.Reason = HealthFailed, err.Error()
-			return tenantRun{result: st, entries: entries}
+			return tenantRun{result: st, entries: entries, rebuiltVirtual: rebuiltVirtual}
 		}
 	}
 	if out.Asleep {
 		st.Health, st.Reason = asleepHealth(entries, vcErr)
-		return tenantRun{result: st, entries: entries}
+		return tenantRun{result: st, entries: entries, rebuiltVirtual: rebuiltVirtual}
 	}
 	st.Health, st.Reason = r.health(p, out, hostOuts, virtOuts, vcErr, virt)
-	return tenantRun{result: st, entries: entries}
+	return tenantRun{result: st, entries: entries, rebuiltVirtual: rebuiltVirtual}
 }
 
 // keepTenant reports a tenant whose file is broken: nothing is applied or pruned for it,

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,9 +30,10 @@ const requestTimeout = time.Minute
 type vcluster struct {
 	// key is the digest of the kubeconfig it was built from: a new kubeconfig (a
 	// recreated vcluster, rotated certificates) makes a new connection.
-	key    string
-	client client.Client
-	mgr    *ssa.ResourceManager
+	key       string
+	client    client.Client
+	mgr       *ssa.ResourceManager
+	discovery discovery.DiscoveryInterface
 }
 
 // vclusterCache keeps one connection per vcluster across passes, so that each pass does
@@ -128,12 +132,42 @@ func (r *Reconciler) vclusterFor(key string, kubeconfig vclusterconfig.Kubeconfi
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	vc := &vcluster{key: digest, client: c, mgr: r.resourceManager(c)}
+	d, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	vc := &vcluster{key: digest, client: c, mgr: r.resourceManager(c), discovery: d}
 	if r.vclusters.m == nil {
 		r.vclusters.m = map[string]*vcluster{}
 	}
 	r.vclusters.m[key] = vc
 	return vc, nil
+}
+
+// indexServed indexes raas's objects of every kind the vcluster serves that can be listed
+// and deleted, for rebuilding a lost inventory (rarely: it discovers every API group). A
+// group whose discovery fails, such as an aggregated API that is down, is left out: its
+// objects stay unlisted, so they are orphaned, never deleted by mistake.
+func (r *Reconciler) indexServed(ctx context.Context, vc *vcluster) (*liveIndex, error) {
+	lists, err := vc.discovery.ServerPreferredResources()
+	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var kinds []schema.GroupVersionKind
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, res := range l.APIResources {
+			if strings.Contains(res.Name, "/") || !slices.Contains(res.Verbs, "list") || !slices.Contains(res.Verbs, "delete") {
+				continue // a subresource, or nothing raas could have applied and pruned
+			}
+			kinds = append(kinds, gv.WithKind(res.Kind))
+		}
+	}
+	slices.SortFunc(kinds, func(a, b schema.GroupVersionKind) int { return strings.Compare(a.String(), b.String()) })
+	return buildIndex(ctx, vc.client, kinds)
 }
 
 // forgetVCluster drops the connection to a removed tenant's vcluster.
