@@ -16,6 +16,7 @@ import (
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/report"
 )
 
 const goldenDir = "../testdata/reconcile"
@@ -109,7 +110,7 @@ func TestGoldenDiff(t *testing.T) {
 
 // pullRequestDiff applies the examples, then diffs a pull request that adds, changes and
 // removes tenants, and returns the summary as Markdown and as JSON.
-func pullRequestDiff(t *testing.T) (markdown, report []byte) {
+func pullRequestDiff(t *testing.T) (markdown, jsonReport []byte) {
 	t.Helper()
 	repo, res, r, count, _ := applyExamples(t, "md-")
 
@@ -136,15 +137,15 @@ func pullRequestDiff(t *testing.T) (markdown, report []byte) {
 		t.Errorf("%s: %s, want removed", removed, st.Change)
 	}
 	var md bytes.Buffer
-	if err := reconcile.WriteMarkdown(&md, out); err != nil {
+	if err := report.WriteMarkdown(&md, out); err != nil {
 		t.Fatal(err)
 	}
 
 	var js bytes.Buffer
-	if err := reconcile.WriteJSON(&js, out); err != nil {
+	if err := report.WriteJSON(&js, out); err != nil {
 		t.Fatal(err)
 	}
-	var rep reconcile.Report
+	var rep report.Report
 	if err := json.Unmarshal(js.Bytes(), &rep); err != nil {
 		t.Fatalf("the JSON does not read back: %v", err)
 	}
@@ -177,7 +178,7 @@ func profileChangeDiff(t *testing.T) []byte {
 		t.Errorf("data-sandbox, on no profile, is shown as %+v", st)
 	}
 	var md bytes.Buffer
-	if err := reconcile.WriteMarkdown(&md, out); err != nil {
+	if err := report.WriteMarkdown(&md, out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(md.String(), "| `vision-team` | `standard@2` → `standard@3` | changed |") {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/report"
 )
 
 func newApplyCommand(now func() time.Time) *cobra.Command {
@@ -47,7 +48,7 @@ refused a deletion, 2 when the pass could not run.`,
 			if err != nil {
 				return err
 			}
-			if err := reconcile.WriteEntries(cmd.OutOrStdout(), out, all); err != nil {
+			if err := report.WriteEntries(cmd.OutOrStdout(), out, all); err != nil {
 				return err
 			}
 			failed := out.Failed() || !res.OK()

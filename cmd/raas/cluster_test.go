@@ -18,6 +18,7 @@ import (
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
+	"github.com/raas-dev/raas/report"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -109,7 +110,7 @@ func TestDiffAndApply(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("exit %d, want 1\n%s\n%s", code, out, stderr)
 		}
-		var rep reconcile.Report
+		var rep report.Report
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("%v:\n%s", err, out)
 		}

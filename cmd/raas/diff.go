@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/raas-dev/raas/reconcile"
+	"github.com/raas-dev/raas/report"
 )
 
 func newDiffCommand(now func() time.Time) *cobra.Command {
@@ -57,11 +58,11 @@ tenant that does not validate or render, and a refused mass deletion).`,
 			}
 			switch output {
 			case "markdown":
-				err = reconcile.WriteMarkdown(cmd.OutOrStdout(), out)
+				err = report.WriteMarkdown(cmd.OutOrStdout(), out)
 			case "json":
-				err = reconcile.WriteJSON(cmd.OutOrStdout(), out)
+				err = report.WriteJSON(cmd.OutOrStdout(), out)
 			default:
-				err = reconcile.WriteDiff(cmd.OutOrStdout(), out)
+				err = report.WriteDiff(cmd.OutOrStdout(), out)
 			}
 			if err != nil {
 				return err

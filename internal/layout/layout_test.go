@@ -29,6 +29,7 @@ var stages = map[string]int{
 	"render":                  5,
 	"reconcile":               6,
 	"bridge":                  7,
+	"report":                  7, // a Result as text, Markdown and JSON
 	"daemon/statuspage":       8,
 	"daemon":                  9,
 

@@ -1,7 +1,8 @@
-package reconcile
+package report
 
 import (
 	"fmt"
+	"github.com/raas-dev/raas/reconcile"
 	"io"
 	"maps"
 	"slices"
@@ -12,23 +13,23 @@ import (
 )
 
 // symbols mark each action in a diff.
-var symbols = map[Action]string{
-	Created:    "+",
-	Configured: "~",
-	Drifted:    "!",
-	Deleted:    "-",
-	Retained:   "=",
-	Skipped:    "?",
-	Failed:     "x",
-	Unchanged:  " ",
+var symbols = map[reconcile.Action]string{
+	reconcile.Created:    "+",
+	reconcile.Configured: "~",
+	reconcile.Drifted:    "!",
+	reconcile.Deleted:    "-",
+	reconcile.Retained:   "=",
+	reconcile.Skipped:    "?",
+	reconcile.Failed:     "x",
+	reconcile.Unchanged:  " ",
 }
 
 // WriteEntries writes one line per object, grouped by tenant, and each tenant's health: the
 // output of `raas apply`. Unchanged objects are left out unless all is set.
-func WriteEntries(w io.Writer, res *Result, all bool) error {
+func WriteEntries(w io.Writer, res *reconcile.Result, all bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, e := range res.Entries {
-		if e.Action == Unchanged && !all {
+		if e.Action == reconcile.Unchanged && !all {
 			continue
 		}
 		scope := e.Tenant
@@ -54,7 +55,7 @@ func WriteEntries(w io.Writer, res *Result, all bool) error {
 	return writeProblems(w, res)
 }
 
-func writeProblems(w io.Writer, res *Result) error {
+func writeProblems(w io.Writer, res *reconcile.Result) error {
 	for _, rb := range res.Rebuilt {
 		fmt.Fprintf(w, "WARNING: %s\n", rb)
 	}
@@ -73,7 +74,7 @@ func writeProblems(w io.Writer, res *Result) error {
 // WriteDiff writes what a diff found, grouped by tenant: one line per object that would
 // change or be skipped, with the unified diff of each changed host object, and one line
 // per tenant that would not change.
-func WriteDiff(w io.Writer, res *Result) error {
+func WriteDiff(w io.Writer, res *reconcile.Result) error {
 	if es := res.Select("", ""); notable(es) > 0 {
 		fmt.Fprintln(w, "platform:")
 		writeDiffEntries(w, es)
@@ -84,12 +85,12 @@ func WriteDiff(w io.Writer, res *Result) error {
 		if t.File != "" {
 			head += fmt.Sprintf(" (%s)", t.File)
 		}
-		if notable(es) == 0 && t.Health != HealthFailed {
+		if notable(es) == 0 && t.Health != reconcile.HealthFailed {
 			fmt.Fprintf(w, "%s: no changes\n", head)
 			continue
 		}
 		fmt.Fprintf(w, "%s: %s\n", head, t.Change)
-		if t.Health == HealthFailed || (t.Change == TenantRemoved && t.Health != HealthRemoved) {
+		if t.Health == reconcile.HealthFailed || (t.Change == reconcile.TenantRemoved && t.Health != reconcile.HealthRemoved) {
 			fmt.Fprintf(w, "  %s\n", t.Reason)
 		}
 		writeDiffEntries(w, es)
@@ -98,10 +99,10 @@ func WriteDiff(w io.Writer, res *Result) error {
 }
 
 // changes counts the entries that write, or failed.
-func changes(es []Entry) int {
+func changes(es []reconcile.Entry) int {
 	n := 0
 	for _, e := range es {
-		if e.Action.Writes() || e.Action == Failed {
+		if e.Action.Writes() || e.Action == reconcile.Failed {
 			n++
 		}
 	}
@@ -109,19 +110,19 @@ func changes(es []Entry) int {
 }
 
 // notable counts the entries a diff shows: all but the unchanged.
-func notable(es []Entry) int {
+func notable(es []reconcile.Entry) int {
 	n := 0
 	for _, e := range es {
-		if e.Action != Unchanged {
+		if e.Action != reconcile.Unchanged {
 			n++
 		}
 	}
 	return n
 }
 
-func writeDiffEntries(w io.Writer, es []Entry) {
+func writeDiffEntries(w io.Writer, es []reconcile.Entry) {
 	for _, e := range es {
-		if e.Action == Unchanged {
+		if e.Action == reconcile.Unchanged {
 			continue
 		}
 		line := fmt.Sprintf("  %s %s %s %s", symbols[e.Action], e.Target, e.Ref, e.Action)
@@ -140,10 +141,10 @@ func writeDiffEntries(w io.Writer, es []Entry) {
 // WriteMarkdown writes a diff as a pull request comment: the tenants added, changed and
 // removed, the quota and GPU totals before and after, the objects to delete, and the
 // changes of each tenant, with Secret values masked.
-func WriteMarkdown(w io.Writer, res *Result) error {
+func WriteMarkdown(w io.Writer, res *reconcile.Result) error {
 	var b strings.Builder
 	b.WriteString("## raas diff\n\n")
-	count := map[Change]int{}
+	count := map[reconcile.Change]int{}
 	for _, t := range res.Tenants {
 		count[t.Change]++
 	}
@@ -151,7 +152,7 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 		fmt.Fprintf(&b, "Revision `%s`: ", res.Revision)
 	}
 	fmt.Fprintf(&b, "**%d added**, **%d changed**, **%d removed**, %d unchanged.\n\n",
-		count[TenantAdded], count[TenantChanged], count[TenantRemoved], count[TenantUnchanged])
+		count[reconcile.TenantAdded], count[reconcile.TenantChanged], count[reconcile.TenantRemoved], count[reconcile.TenantUnchanged])
 
 	for _, err := range res.Errors {
 		fmt.Fprintf(&b, "> [!CAUTION]\n> %s\n\n", err)
@@ -175,7 +176,7 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	for _, t := range res.Tenants {
 		c, u, d := tally(res.Select(t.Name, ""))
 		health := ""
-		if t.Health == HealthFailed {
+		if t.Health == reconcile.HealthFailed {
 			health = "Failed: " + escapeCell(t.Reason)
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %d | %d | %d |\n", t.Name, profileCell(t), t.Change, health, c, u, d)
@@ -199,10 +200,10 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	deleted := 0
 	for _, e := range res.Entries {
 		switch e.Action {
-		case Deleted:
+		case reconcile.Deleted:
 			fmt.Fprintf(&b, "- %s: %s `%s`\n", scopeOf(e), e.Target, e.Ref)
 			deleted++
-		case Retained:
+		case reconcile.Retained:
 			fmt.Fprintf(&b, "- %s: %s `%s`: **kept**, %s\n", scopeOf(e), e.Target, e.Ref, e.Reason)
 			deleted++
 		}
@@ -215,7 +216,7 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	for _, t := range res.Tenants {
 		var lines []string
 		for _, e := range res.Select(t.Name, "") {
-			if e.Action != Configured && e.Action != Drifted && e.Action != Failed {
+			if e.Action != reconcile.Configured && e.Action != reconcile.Drifted && e.Action != reconcile.Failed {
 				continue
 			}
 			line := fmt.Sprintf("%s %s %s %s", symbols[e.Action], e.Target, e.Ref, e.Action)
@@ -240,21 +241,21 @@ func WriteMarkdown(w io.Writer, res *Result) error {
 	return err
 }
 
-func tally(es []Entry) (create, update, del int) {
+func tally(es []reconcile.Entry) (create, update, del int) {
 	for _, e := range es {
 		switch e.Action {
-		case Created:
+		case reconcile.Created:
 			create++
-		case Configured, Drifted:
+		case reconcile.Configured, reconcile.Drifted:
 			update++
-		case Deleted:
+		case reconcile.Deleted:
 			del++
 		}
 	}
 	return create, update, del
 }
 
-func scopeOf(e Entry) string {
+func scopeOf(e reconcile.Entry) string {
 	if e.Tenant == "" {
 		return "_platform_"
 	}
@@ -290,7 +291,7 @@ func escapeCell(s string) string {
 }
 
 // profileCell names the tenant's profile, and the move when a change moves it.
-func profileCell(t TenantResult) string {
+func profileCell(t reconcile.TenantResult) string {
 	var before, after string
 	if t.Before != nil {
 		before = t.Before.Profile
