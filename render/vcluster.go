@@ -116,6 +116,10 @@ func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (
 	cp.Proxy.ExtraSANs = []string{release + "." + namespace, release + "." + namespace + ".svc"}
 
 	cfg.ExportKubeConfig.Server = fmt.Sprintf("https://%s.%s:443", release, namespace)
+	// vcluster v0.25.0 cannot detect the service CIDR of a host on Kubernetes v1.33 or
+	// later (pkg/util/servicecidr parses an error message that changed); the field is
+	// marked deprecated there but is still what initialize.go reads first.
+	cfg.ServiceCIDR = p.Spec.HostServiceCIDR
 
 	diff, err := vclusterconfig.Diff(base, cfg)
 	if err != nil {

@@ -18,6 +18,7 @@ const (
 	DefaultBinpackGPUWeight = int32(10)
 	DefaultVolcanoVersion   = "1.12.1"
 	DefaultHostKubernetes   = "v1.33.0"
+	DefaultHostServiceCIDR  = "10.96.0.0/12"
 	DefaultSystemNamespace  = "raas-system"
 )
 
@@ -29,6 +30,7 @@ func (p *Platform) Default() {
 	s := &p.Spec
 	s.NamespacePrefix = or(s.NamespacePrefix, DefaultNamespacePrefix)
 	s.HostKubernetes = or(s.HostKubernetes, DefaultHostKubernetes)
+	s.HostServiceCIDR = or(s.HostServiceCIDR, DefaultHostServiceCIDR)
 	s.GPU.Resource = or(s.GPU.Resource, DefaultGPUResource)
 	s.Catalog.Dir = or(s.Catalog.Dir, DefaultCatalogDir)
 	s.Scheduler.Plugin = or(s.Scheduler.Plugin, DefaultSchedulerPlugin)

@@ -186,6 +186,12 @@ type PlatformSpec struct {
 	// HostKubernetes is the Kubernetes version of the host cluster, which charts are
 	// rendered for (Helm's .Capabilities.KubeVersion). Defaults to v1.33.0.
 	HostKubernetes string `json:"hostKubernetes,omitempty"`
+	// HostServiceCIDR is the host cluster's Service CIDR (kube-apiserver's
+	// --service-cluster-ip-range), which every vcluster's API server must share. raas
+	// passes it to the chart (serviceCIDR): vcluster v0.25.0 otherwise detects it by
+	// provoking an error whose text Kubernetes changed in v1.33, and on such hosts falls
+	// back to 10.96.0.0/12 whatever the host uses. Defaults to 10.96.0.0/12, kubeadm's.
+	HostServiceCIDR string `json:"hostServiceCIDR,omitempty"`
 	// NamespacePrefix is prepended to a tenant's name to form its host namespace and
 	// queue. Defaults to "tenant-".
 	NamespacePrefix string `json:"namespacePrefix,omitempty"`

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -113,6 +114,9 @@ func (p *Platform) Validate() Problems {
 	}
 	if _, err := utilversion.ParseSemantic(s.HostKubernetes); err != nil {
 		c.errorf("spec.hostKubernetes", "%q is not a Kubernetes version such as v1.33.0", s.HostKubernetes)
+	}
+	if cidr, err := netip.ParsePrefix(s.HostServiceCIDR); err != nil || cidr.Masked() != cidr {
+		c.errorf("spec.hostServiceCIDR", "%q is not a network in CIDR notation such as 10.96.0.0/12", s.HostServiceCIDR)
 	}
 	versionList(c, "spec.versions.vcluster", s.Versions.VCluster)
 	versionList(c, "spec.versions.kubernetes", s.Versions.Kubernetes)
