@@ -65,7 +65,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 	var errs []error
 	for _, t := range targets {
 		want[t.Tenant] = true
-		cfg, digest, err := virtualConfig(ctx, m.host, t.HostNamespace, t.Release)
+		cfg, digest, err := virtualConfig(ctx, m.host, m.hostConfig, t.HostNamespace, t.Release)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: podgroup bridge: %w", t.Tenant, err))
 			m.stop(t.Tenant)

@@ -42,3 +42,16 @@ $(CRD_DIR)/.stamp: $(call tool_inputs,controller-gen)
 
 bin/kubectl: $(call tool_inputs,kubectl)
 	cd $(TOOLS_DIR)/kubectl && $(GO) build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)' -o $(BIN_DIR)/kubectl .
+
+# twin: the vcluster syncer and its embedded database. The syncer runs as
+# `vcluster start` from the vcluster-oss image (v0.25.0); kine v0.13.14 is the version
+# that image ships at /usr/local/bin/kine (vcluster's Dockerfile, KINE_VERSION), the
+# store behind the chart's default embedded database. kine's SQLite driver needs cgo.
+bin/vcluster: $(call tool_inputs,vcluster)
+	cd $(TOOLS_DIR)/vcluster && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/vcluster github.com/loft-sh/vcluster/cmd/vcluster
+
+bin/kine: $(call tool_inputs,kine)
+	cd $(TOOLS_DIR)/kine && CGO_ENABLED=1 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kine github.com/k3s-io/kine
+
+.PHONY: twin-vcluster
+twin-vcluster: bin/vcluster bin/kine ## Build the vcluster syncer and kine into bin/ for the twin

@@ -25,6 +25,7 @@ type Reconciler struct {
 	opts      Options
 	now       func() time.Time
 	host      client.Client
+	hostCfg   *rest.Config
 	secrets   corev1client.SecretsGetter
 	hostMgr   *ssa.ResourceManager
 	vclusters vclusterCache
@@ -44,7 +45,7 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)
 	}
-	r.host = c
+	r.host, r.hostCfg = c, r.restConfig(cfg)
 	// The vclusters' kubeconfig Secrets are read as the PodGroup bridges read them.
 	if r.secrets, err = corev1client.NewForConfig(r.restConfig(cfg)); err != nil {
 		return nil, fmt.Errorf("host client: %w", err)

@@ -122,7 +122,9 @@ func (r *Reconciler) vclusterFor(key string, kubeconfig vclusterconfig.Kubeconfi
 	if vc := r.vclusters.m[key]; vc != nil && vc.key == digest {
 		return vc, nil
 	}
-	cfg, err := kubeconfig.RESTConfig()
+	// From outside the host cluster the exported in-cluster address does not resolve:
+	// the vcluster is reached by port-forward through the host API server.
+	cfg, err := kubeconfig.RESTConfigVia(r.hostCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,13 @@ type ControlPlaneOptions struct {
 	Output io.Writer
 	// Scheme is the client's scheme; nil means Scheme.
 	Scheme *runtime.Scheme
+	// BindAddress is where kube-apiserver listens; empty means 127.0.0.1. The twin's host
+	// listens on 0.0.0.0 so that its pods reach it at HostGatewayIP; clients still use
+	// 127.0.0.1, and its certificate names localhost and 127.0.0.1 only.
+	BindAddress string
+	// ServiceCIDR is kube-apiserver's --service-cluster-ip-range; empty keeps envtest's
+	// 10.0.0.0/24. The twin's host takes the platform config's hostServiceCIDR.
+	ServiceCIDR string
 }
 
 // DefaultControlPlaneOptions returns the options of a host cluster: the binaries in
@@ -123,6 +130,12 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 		ControlPlaneStopTimeout:  opts.StartTimeout,
 	}
 	env.ControlPlane.KubectlPath = filepath.Join(binDir, "kubectl")
+	if opts.BindAddress != "" {
+		env.ControlPlane.APIServer.Configure().Set("bind-address", opts.BindAddress)
+	}
+	if opts.ServiceCIDR != "" {
+		env.ControlPlane.APIServer.Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
+	}
 
 	// envtest logs through controller-runtime's logger; without one set, it complains
 	// after 30 seconds with a stack trace. Its messages are not worth keeping here.
