@@ -42,3 +42,19 @@ $(CRD_DIR)/.stamp: $(call tool_inputs,controller-gen)
 
 bin/kubectl: $(call tool_inputs,kubectl)
 	cd $(TOOLS_DIR)/kubectl && $(GO) build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)' -o $(BIN_DIR)/kubectl .
+
+# twin: the host's controllers, scheduler and simulated nodes
+.PHONY: twin-host
+
+twin-host: bin/kube-controller-manager bin/kube-scheduler bin/kwok ## Build the twin's host side: kube-controller-manager, kube-scheduler and kwok into bin/
+
+bin/kube-controller-manager: $(call tool_inputs,kube-controller-manager)
+	cd $(TOOLS_DIR)/kube-controller-manager && $(GO) build -trimpath -ldflags '$(KUBE_APISERVER_LDFLAGS)' -o $(BIN_DIR)/kube-controller-manager .
+
+bin/kube-scheduler: $(call tool_inputs,kube-scheduler)
+	cd $(TOOLS_DIR)/kube-scheduler && $(GO) build -trimpath -ldflags '$(KUBE_APISERVER_LDFLAGS)' -o $(BIN_DIR)/kube-scheduler .
+
+# kwok has no main package of ours: the module's tool directive pins sigs.k8s.io/kwok,
+# and go build takes the command from it.
+bin/kwok: $(call tool_inputs,kwok)
+	cd $(TOOLS_DIR)/kwok && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kwok sigs.k8s.io/kwok/cmd/kwok
