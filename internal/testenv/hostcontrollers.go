@@ -66,15 +66,14 @@ type HostControllers struct {
 	// StartupTime is how long StartHostControllers took, until every Node was Ready.
 	StartupTime time.Duration
 
-	procs []*process
+	procs []*Process
 	dir   string
 }
 
 // StartHostControllers starts on host:
 //   - kube-controller-manager with its default controllers (among them resource quota
 //     status, node lifecycle, garbage collection, namespace deletion, Deployments,
-//     ReplicaSets, Jobs and StatefulSets), signing service-account tokens with the key
-//     kube-apiserver verifies them with;
+//     ReplicaSets, Jobs and StatefulSets; see StartControllerManager);
 //   - kube-scheduler, binding default-scheduler Pods;
 //   - kwok with raas's stages (internal/testenv/kwok), managing only Nodes annotated
 //     kwok.x-k8s.io/node=fake;
@@ -117,24 +116,17 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 		return fail(err)
 	}
 
+	kcm, err := StartControllerManager(host, ControllerManagerOptions{BinDir: binDir, Output: opts.Output})
+	if err != nil {
+		return fail(err)
+	}
+	h.procs = append(h.procs, kcm)
 	env := os.Environ()
 	starts := []struct {
 		name string
 		args []string
 		env  []string
 	}{
-		{"kube-controller-manager", []string{
-			"--kubeconfig=" + files.kubeconfig,
-			"--leader-elect=false",
-			"--secure-port=0",
-			"--controllers=*",
-			// The serviceaccount-token controller needs the key that kube-apiserver
-			// checks tokens with; envtest keeps it in the API server's cert dir
-			// (controller-runtime pkg/internal/testing/controlplane/apiserver.go,
-			// saKeyFile), which StartControlPlane chose.
-			"--service-account-private-key-file=" + filepath.Join(host.dir, certDir, "sa-signer.key"),
-			"--root-ca-file=" + files.ca,
-		}, env},
 		{"kube-scheduler", []string{
 			"--kubeconfig=" + files.kubeconfig,
 			"--leader-elect=false",
@@ -174,12 +166,11 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 }
 
 // hostFiles are the files the three processes read.
-type hostFiles struct{ kubeconfig, ca, stages, kwokHome string }
+type hostFiles struct{ kubeconfig, stages, kwokHome string }
 
 func (h *HostControllers) writeFiles(host *ControlPlane) (hostFiles, error) {
 	f := hostFiles{
 		kubeconfig: filepath.Join(h.dir, "kubeconfig"),
-		ca:         filepath.Join(h.dir, "ca.crt"),
 		stages:     filepath.Join(h.dir, "kwok-stages.yaml"),
 		kwokHome:   filepath.Join(h.dir, "kwok-home"),
 	}
@@ -196,7 +187,6 @@ func (h *HostControllers) writeFiles(host *ControlPlane) (hostFiles, error) {
 	if err == nil {
 		err = errors.Join(
 			host.WriteKubeConfig(f.kubeconfig),
-			os.WriteFile(f.ca, host.Config.CAData, 0o600),
 			os.WriteFile(f.stages, stages.Bytes(), 0o600),
 			os.Mkdir(f.kwokHome, 0o700),
 		)
@@ -256,7 +246,7 @@ func nodeReady(n *corev1.Node) bool {
 func (h *HostControllers) Stop() error {
 	var errs []error
 	for i := len(h.procs) - 1; i >= 0; i-- {
-		errs = append(errs, h.procs[i].stop())
+		errs = append(errs, h.procs[i].Stop())
 	}
 	h.procs = nil
 	if h.dir != "" {

@@ -313,6 +313,46 @@ func TestHostControllers(t *testing.T) {
 	})
 }
 
+func TestControllerManager(t *testing.T) {
+	host := testenv.Shared(t)
+	vc := host.StartVCluster(t, host.Namespace(t), "vc", testenv.DefaultVClusterOptions())
+	opts := testenv.ControllerManagerOptions{Name: "vc-kcm", Controllers: []string{"deployment-controller", "replicaset-controller"}}
+	if os.Getenv("RAAS_TWIN_LOGS") != "" {
+		opts.Output = os.Stderr
+	}
+	kcm, err := testenv.StartControllerManager(vc.ControlPlane, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := kcm.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+
+	t.Run("turns a Deployment inside a virtual control plane into its pods", func(t *testing.T) {
+		labels := map[string]string{"app": "ray-operator"}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "kuberay-operator", Namespace: "default"},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: new(int32(2)),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod("", "", nil).Spec},
+			},
+		}
+		if err := vc.Client.Create(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+		// No scheduler and no nodes run in there: the pods exist and stay Pending, as
+		// in a vcluster, whose syncer would copy them to the host.
+		eventually(t, "pods of the deployment", func(ctx context.Context) (bool, string, error) {
+			var pods corev1.PodList
+			err := vc.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels(labels))
+			return len(pods.Items) == int(*d.Spec.Replicas), fmt.Sprintf("%d pods", len(pods.Items)), err
+		})
+	})
+}
+
 func hasTaint(n *corev1.Node, key, value string) bool {
 	for _, t := range n.Spec.Taints {
 		if t.Key == key && t.Value == value {

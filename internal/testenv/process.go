@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -12,7 +13,7 @@ import (
 	"time"
 )
 
-// process is a binary that testenv starts and owns. It dies with this process twice
+// Process is a binary that testenv starts and owns. It dies with this process twice
 // over: the reaper watches it, and it gets SIGKILL as its parent-death signal.
 //
 // The kernel sends the parent-death signal when the thread that forked the child exits,
@@ -21,12 +22,14 @@ import (
 // goroutine can be killed at random once some other goroutine has locked and left that
 // thread. Here the child is forked from a goroutine locked to its thread, and that
 // goroutine stays in Wait, keeping the thread, until the child has exited.
-type process struct {
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // Wait's result, set before done is closed
 	tail *tailWriter
+	// dir holds the process's files; Stop removes it.
+	dir string
 }
 
 // stopTimeout is how long a process has to exit after SIGTERM before SIGKILL.
@@ -34,11 +37,11 @@ const stopTimeout = 10 * time.Second
 
 // startProcess starts path with args, its output going to out (if not nil) with every
 // line prefixed by name, and its last lines kept for errors.
-func startProcess(name, path string, args, env []string, out io.Writer) (*process, error) {
+func startProcess(name, path string, args, env []string, out io.Writer) (*Process, error) {
 	if err := startReaper(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &process{name: name, done: make(chan struct{}), tail: &tailWriter{max: 8 << 10}}
+	p := &Process{name: name, done: make(chan struct{}), tail: &tailWriter{max: 8 << 10}}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = env
 	var w io.Writer = p.tail
@@ -70,11 +73,11 @@ func startProcess(name, path string, args, env []string, out io.Writer) (*proces
 	return p, nil
 }
 
-// pid is the process's PID.
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// PID is the process's ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // exitErr says how the process ended, with its last output, once it has.
-func (p *process) exitErr() error {
+func (p *Process) exitErr() error {
 	select {
 	case <-p.done:
 		return fmt.Errorf("%s exited (%v); last output:\n%s", p.name, p.err, p.tail)
@@ -83,26 +86,34 @@ func (p *process) exitErr() error {
 	}
 }
 
-// stop sends SIGTERM, and SIGKILL after stopTimeout, and returns once the process has
-// exited. An exit caused by either signal is not an error.
-func (p *process) stop() error {
+// Stop sends SIGTERM, and SIGKILL after stopTimeout, returns once the process has
+// exited, and removes its files. An exit caused by either signal is not an error; an
+// exit before Stop is.
+func (p *Process) Stop() error {
+	var err error
 	select {
 	case <-p.done:
-		return p.unexpectedExit()
+		err = p.unexpectedExit()
 	default:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(stopTimeout):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p.dir != "" {
+		if rmErr := os.RemoveAll(p.dir); rmErr != nil && err == nil {
+			err = fmt.Errorf("%s: %w", p.name, rmErr)
+		}
+		keepDir(p.dir)
 	}
-	return nil
+	return err
 }
 
 // unexpectedExit reports a process that ended before it was stopped.
-func (p *process) unexpectedExit() error {
+func (p *Process) unexpectedExit() error {
 	return fmt.Errorf("%s had exited before stop (%v); last output:\n%s", p.name, p.err, p.tail)
 }
 
