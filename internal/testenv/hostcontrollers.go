@@ -141,6 +141,12 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=" + KwokNodeAnnotation + "=" + kwokNodeValue,
 			"--cidr=" + opts.PodCIDR,
+			// kwok renews no Lease unless told how long one lasts: the flag's default is
+			// 0 (pkg/kwok/controllers/controller.go:219 skips the lease controller then),
+			// and without Leases the node lifecycle controller marks every Node NotReady
+			// after --node-monitor-grace-period (50 s). 40 s is the kubelet's default;
+			// kwok renews at a quarter of it.
+			"--node-lease-duration-seconds=40",
 		}, append(env, "HOME="+files.kwokHome)},
 	}
 	for _, s := range starts {

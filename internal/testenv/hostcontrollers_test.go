@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -285,6 +286,30 @@ func TestHostControllers(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "quota usage after the pod is gone", used(0, resource.MustParse("0")))
+	})
+
+	t.Run("renews every node's Lease, which keeps it Ready past the node monitor grace period", func(t *testing.T) {
+		first := map[string]time.Time{}
+		eventually(t, "leases renewed", func(ctx context.Context) (bool, string, error) {
+			renewed := 0
+			for _, n := range hc.Nodes {
+				var lease coordinationv1.Lease
+				if err := cl.Get(ctx, client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: n.Name}, &lease); err != nil {
+					return false, err.Error(), client.IgnoreNotFound(err)
+				}
+				if lease.Spec.RenewTime == nil {
+					return false, fmt.Sprintf("lease %s: %+v", n.Name, lease.Spec), nil
+				}
+				at := lease.Spec.RenewTime.Time
+				if _, ok := first[n.Name]; !ok {
+					first[n.Name] = at
+				}
+				if at.After(first[n.Name]) {
+					renewed++
+				}
+			}
+			return renewed == len(hc.Nodes), fmt.Sprintf("%d of %d leases renewed", renewed, len(hc.Nodes)), nil
+		})
 	})
 
 	t.Run("deletes a namespace with its pods", func(t *testing.T) {
