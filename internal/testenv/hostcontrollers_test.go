@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -254,6 +255,28 @@ func TestHostControllers(t *testing.T) {
 		if running != int(*d.Spec.Replicas) {
 			t.Errorf("%d of %d pods Running and Ready", running, *d.Spec.Replicas)
 		}
+	})
+
+	t.Run("completes a Job, whose pod kwok finishes", func(t *testing.T) {
+		ns := host.Namespace(t)
+		template := pod(ns, "", nil)
+		template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "submitter", Namespace: ns},
+			Spec:       batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: template.Spec}},
+		}
+		if err := cl.Create(t.Context(), job); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "job complete", func(ctx context.Context) (bool, string, error) {
+			err := cl.Get(ctx, client.ObjectKeyFromObject(job), job)
+			for _, c := range job.Status.Conditions {
+				if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+					return job.Status.Succeeded == 1, "", err
+				}
+			}
+			return false, fmt.Sprintf("%+v", job.Status), err
+		})
 	})
 
 	t.Run("fills a ResourceQuota's status.used", func(t *testing.T) {

@@ -82,8 +82,9 @@ func Shared(t testing.TB) *ControlPlane {
 var notDNS = regexp.MustCompile(`[^a-z0-9]+`)
 
 // Namespace creates a namespace named after the test with a random suffix and deletes
-// it on cleanup. No namespace controller runs, so a deleted namespace stays
-// Terminating with its objects; the unique name keeps tests apart regardless.
+// it on cleanup. Unless StartHostControllers runs on the control plane, no namespace
+// controller runs, so a deleted namespace stays Terminating with its objects; the unique
+// name keeps tests apart regardless.
 func (cp *ControlPlane) Namespace(t testing.TB) string {
 	t.Helper()
 	prefix := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
