@@ -13,7 +13,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -29,6 +31,11 @@ var kwokStages embed.FS
 // DefaultPodCIDR is where kwok takes Pod IPs from: away from the host's service CIDR
 // (10.0.0.0/24, envtest's default) and from NodeOptions.NodeCIDR.
 const DefaultPodCIDR = "10.244.0.0/16"
+
+// TwinStorageClass is the host's default StorageClass, which StartHostControllers
+// creates: kwok's pvc-provision stage makes a PersistentVolume for each of its claims, so
+// StatefulSets with volume claims (a vcluster's) schedule. No volume is ever mounted.
+const TwinStorageClass = "twin-local"
 
 // HostControllersOptions configures the processes that turn a host API server into a
 // cluster with Nodes.
@@ -76,7 +83,7 @@ type HostControllers struct {
 //     ReplicaSets, Jobs and StatefulSets; see StartControllerManager);
 //   - kube-scheduler, binding default-scheduler Pods;
 //   - kwok with raas's stages (internal/testenv/kwok), managing only Nodes annotated
-//     kwok.x-k8s.io/node=fake;
+//     kwok.x-k8s.io/node=fake, and provisioning volumes of TwinStorageClass;
 //
 // then creates the Nodes of Nodes(platform, opts.Nodes) and returns once all are Ready
 // and free of the not-ready taint. None serves a port: kube-controller-manager and
@@ -157,6 +164,9 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 		h.procs = append(h.procs, p)
 	}
 
+	if err := createStorageClass(ctx, host); err != nil {
+		return fail(err)
+	}
 	for _, n := range nodes {
 		// Create keeps a Node's status, so capacity and addresses are there at once.
 		if err := host.Client.Create(ctx, n.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -169,6 +179,26 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 	}
 	h.StartupTime = time.Since(begin)
 	return h, nil
+}
+
+// createStorageClass creates TwinStorageClass as the default class, with immediate
+// binding: kube-scheduler then sees bound claims only.
+func createStorageClass(ctx context.Context, host *ControlPlane) error {
+	sc := &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        TwinStorageClass,
+			// The annotation DefaultStorageClass admission reads (k8s.io/kubernetes
+			// pkg/volume/util/storageclass.go, IsDefaultAnnotation).
+			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
+		},
+		Provisioner:       "twin.raas.dev/kwok",
+		ReclaimPolicy:     new(corev1.PersistentVolumeReclaimDelete),
+		VolumeBindingMode: new(storagev1.VolumeBindingImmediate),
+	}
+	if err := host.Client.Create(ctx, sc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("storage class %s: %w", sc.Name, err)
+	}
+	return nil
 }
 
 // hostFiles are the files the three processes read.

@@ -257,6 +257,58 @@ func TestHostControllers(t *testing.T) {
 		}
 	})
 
+	t.Run("binds a StatefulSet's volume claim and runs its pod, as a vcluster's", func(t *testing.T) {
+		ns := host.Namespace(t)
+		labels := map[string]string{"app": "vcluster"}
+		template := pod(ns, "", nil)
+		template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "vc", Namespace: ns},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: new(int32(1)),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: template.Spec},
+				// No storageClassName: the default class is what a chart gets.
+				VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+					ObjectMeta: metav1.ObjectMeta{Name: "data"},
+					Spec: corev1.PersistentVolumeClaimSpec{
+						AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+						Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
+					},
+				}},
+			},
+		}
+		if err := cl.Create(t.Context(), sts); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "statefulset ready", func(ctx context.Context) (bool, string, error) {
+			err := cl.Get(ctx, client.ObjectKeyFromObject(sts), sts)
+			return sts.Status.ReadyReplicas == 1, fmt.Sprintf("%+v", sts.Status), err
+		})
+		pvc := &corev1.PersistentVolumeClaim{}
+		if err := cl.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "data-vc-0"}, pvc); err != nil {
+			t.Fatal(err)
+		}
+		if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.StorageClassName == nil || *pvc.Spec.StorageClassName != testenv.TwinStorageClass {
+			t.Fatalf("claim %s: phase %s, class %v; want Bound, %s", pvc.Name, pvc.Status.Phase, pvc.Spec.StorageClassName, testenv.TwinStorageClass)
+		}
+		volume := pvc.Spec.VolumeName
+		if err := cl.Delete(t.Context(), sts); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.Delete(t.Context(), pvc); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "volume deleted after its claim", func(ctx context.Context) (bool, string, error) {
+			var pv corev1.PersistentVolume
+			err := cl.Get(ctx, client.ObjectKey{Name: volume}, &pv)
+			if apierrors.IsNotFound(err) {
+				return true, "", nil
+			}
+			return false, fmt.Sprintf("volume %s: %s", volume, pv.Status.Phase), err
+		})
+	})
+
 	t.Run("completes a Job, whose pod kwok finishes", func(t *testing.T) {
 		ns := host.Namespace(t)
 		template := pod(ns, "", nil)
