@@ -186,7 +186,7 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 func createStorageClass(ctx context.Context, host *ControlPlane) error {
 	sc := &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        TwinStorageClass,
+			Name: TwinStorageClass,
 			// The annotation DefaultStorageClass admission reads (k8s.io/kubernetes
 			// pkg/volume/util/storageclass.go, IsDefaultAnnotation).
 			Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"},
