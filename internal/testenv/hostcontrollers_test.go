@@ -301,6 +301,14 @@ func TestHostControllers(t *testing.T) {
 		if err := cl.Create(t.Context(), quota); err != nil {
 			t.Fatal(err)
 		}
+		// Quota admission charges a pod against status.hard (k8s.io/apiserver
+		// pkg/admission/plugin/resourcequota/controller.go): before the controller's first
+		// sync writes it, a new pod is left to the controller's recount alone, whose pod
+		// cache may not hold it yet. Waiting keeps the test on the common path.
+		eventually(t, "quota status.hard", func(ctx context.Context) (bool, string, error) {
+			err := cl.Get(ctx, client.ObjectKeyFromObject(quota), quota)
+			return quota.Status.Hard != nil, "no status.hard", err
+		})
 		p := pod(ns, "head", nil)
 		if err := cl.Create(t.Context(), p); err != nil {
 			t.Fatal(err)
