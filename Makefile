@@ -25,7 +25,7 @@ catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volca
 	./hack/catalog.sh .catalog
 	touch $@
 
-test: controlplane catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
+test: controlplane twin-host catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 

@@ -43,15 +43,32 @@ $(CRD_DIR)/.stamp: $(call tool_inputs,controller-gen)
 bin/kubectl: $(call tool_inputs,kubectl)
 	cd $(TOOLS_DIR)/kubectl && $(GO) build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)' -o $(BIN_DIR)/kubectl .
 
+# twin: the host's controllers, scheduler and simulated nodes
+.PHONY: twin-host
+
+twin-host: bin/kube-controller-manager bin/kube-scheduler bin/kwok ## Build the twin's host side: kube-controller-manager, kube-scheduler and kwok into bin/
+
+bin/kube-controller-manager: $(call tool_inputs,kube-controller-manager)
+	cd $(TOOLS_DIR)/kube-controller-manager && $(GO) build -trimpath -ldflags '$(KUBE_APISERVER_LDFLAGS)' -o $(BIN_DIR)/kube-controller-manager .
+
+bin/kube-scheduler: $(call tool_inputs,kube-scheduler)
+	cd $(TOOLS_DIR)/kube-scheduler && $(GO) build -trimpath -ldflags '$(KUBE_APISERVER_LDFLAGS)' -o $(BIN_DIR)/kube-scheduler .
+
+# kwok has no main package of ours: the module's tool directive pins sigs.k8s.io/kwok,
+# and go build takes the command from it.
+bin/kwok: $(call tool_inputs,kwok)
+	cd $(TOOLS_DIR)/kwok && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kwok sigs.k8s.io/kwok/cmd/kwok
+
 # twin: the vcluster syncer and its embedded database. The syncer runs as
 # `vcluster start` from the vcluster-oss image (v0.25.0); kine v0.13.14 is the version
 # that image ships at /usr/local/bin/kine (vcluster's Dockerfile, KINE_VERSION), the
-# store behind the chart's default embedded database. kine's SQLite driver needs cgo.
+# store behind the chart's default embedded database. kine's SQLite driver needs cgo,
+# and the dbstat table that kine's own build script (scripts/build) compiles in.
 bin/vcluster: $(call tool_inputs,vcluster)
 	cd $(TOOLS_DIR)/vcluster && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/vcluster github.com/loft-sh/vcluster/cmd/vcluster
 
 bin/kine: $(call tool_inputs,kine)
-	cd $(TOOLS_DIR)/kine && CGO_ENABLED=1 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kine github.com/k3s-io/kine
+	cd $(TOOLS_DIR)/kine && CGO_ENABLED=1 CGO_CFLAGS='-DSQLITE_ENABLE_DBSTAT_VTAB=1 -DSQLITE_USE_ALLOCA=1' $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kine github.com/k3s-io/kine
 
 .PHONY: twin-vcluster
 twin-vcluster: bin/vcluster bin/kine ## Build the vcluster syncer and kine into bin/ for the twin

@@ -108,8 +108,17 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 		scheme = Scheme
 	}
 
+	// The reaper runs before etcd and kube-apiserver start, so that it sees them even
+	// if this process dies while envtest waits for them (see reaper.go).
+	if err := startReaper(); err != nil {
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
 	dir, err := ownDirs()
 	if err != nil {
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
+	if err := removeOnExit(dir); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
 	env := &envtest.Environment{
@@ -159,6 +168,11 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 			return nil, fmt.Errorf("control plane: start: %w", s.err)
 		}
 		cfg = s.cfg
+		if err := watchChildren(); err != nil {
+			_ = env.Stop()
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("control plane: %w", err)
+		}
 	case <-ctx.Done():
 		// Start cannot be interrupted; stop whatever it brought up once it returns.
 		go func() { <-done; _ = env.Stop(); _ = os.RemoveAll(dir) }()
@@ -191,6 +205,7 @@ func (cp *ControlPlane) Stop() error {
 	if err := os.RemoveAll(cp.dir); err != nil {
 		return fmt.Errorf("control plane: stop: %w", err)
 	}
+	keepDir(cp.dir)
 	return nil
 }
 

@@ -366,27 +366,3 @@ func (p *podProcess) stop() {
 		_ = p.net.Close()
 	}
 }
-
-// prefixWriter prefixes each line written to w.
-type prefixWriter struct {
-	mu     sync.Mutex
-	prefix string
-	w      io.Writer
-	line   []byte
-}
-
-func (pw *prefixWriter) Write(b []byte) (int, error) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	for _, c := range b {
-		pw.line = append(pw.line, c)
-		if c == '\n' {
-			if _, err := pw.w.Write(append([]byte(pw.prefix), pw.line...)); err != nil {
-				return 0, err
-			}
-			pw.line = pw.line[:0]
-		}
-	}
-	return len(b), nil
-}
-

@@ -84,7 +84,7 @@ func (cp *ControlPlane) StartAPIServer() error {
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("control plane: start kube-apiserver again: %w", err)
 	}
-	return nil
+	return watchChildren()
 }
 
 // StopEtcd stops etcd gracefully (SIGTERM) and returns once it has exited. Start it
@@ -108,5 +108,5 @@ func (cp *ControlPlane) StartEtcd() error {
 	if err := e.Start(); err != nil {
 		return fmt.Errorf("control plane: start etcd again: %w", err)
 	}
-	return nil
+	return watchChildren()
 }

@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/raas-dev/raas/schema"
 )
 
 // StartHost starts a pristine host control plane for one test and stops it on cleanup.
@@ -80,8 +82,9 @@ func Shared(t testing.TB) *ControlPlane {
 var notDNS = regexp.MustCompile(`[^a-z0-9]+`)
 
 // Namespace creates a namespace named after the test with a random suffix and deletes
-// it on cleanup. No namespace controller runs, so a deleted namespace stays
-// Terminating with its objects; the unique name keeps tests apart regardless.
+// it on cleanup. Unless StartHostControllers runs on the control plane, no namespace
+// controller runs, so a deleted namespace stays Terminating with its objects; the unique
+// name keeps tests apart regardless.
 func (cp *ControlPlane) Namespace(t testing.TB) string {
 	t.Helper()
 	prefix := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
@@ -164,4 +167,22 @@ func (cp *ControlPlane) WriteKubeConfigFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// StartHostControllers starts kube-controller-manager, kube-scheduler and kwok on the
+// control plane with the Nodes of platform (see StartHostControllers), and stops them on
+// cleanup. It fails the test, never skips it, when bin/ lacks them.
+func (cp *ControlPlane) StartHostControllers(t testing.TB, platform *schema.Platform, opts HostControllersOptions) *HostControllers {
+	t.Helper()
+	h, err := StartHostControllers(t.Context(), cp, platform, opts)
+	if err != nil {
+		t.Fatalf("start host controllers: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			t.Errorf("stop host controllers: %v", err)
+		}
+	})
+	t.Logf("host controllers and %d kwok nodes started in %s", len(h.Nodes), h.StartupTime.Round(time.Millisecond))
+	return h
 }
