@@ -56,8 +56,13 @@ bin/kube-scheduler: $(call tool_inputs,kube-scheduler)
 
 # kwok has no main package of ours: the module's tool directive pins sigs.k8s.io/kwok,
 # and go build takes the command from it.
+# kwok's PortForward CRD comes from its module, beside the binary: the twin's kubelet
+# writes one per pod it runs, for port-forwards through the host API server.
 bin/kwok: $(call tool_inputs,kwok)
 	cd $(TOOLS_DIR)/kwok && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kwok sigs.k8s.io/kwok/cmd/kwok
+	mkdir -p $(BIN_DIR)/crds/kwok
+	cp "$$(cd $(TOOLS_DIR)/kwok && $(GO) list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/crd/bases/kwok.x-k8s.io_portforwards.yaml" $(BIN_DIR)/crds/kwok/
+	chmod 644 $(BIN_DIR)/crds/kwok/*.yaml
 
 # twin: the vcluster syncer and its embedded database. The syncer runs as
 # `vcluster start` from the vcluster-oss image (v0.25.0); kine v0.13.14 is the version

@@ -113,6 +113,14 @@ func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (
 		cp.StatefulSet.Persistence.VolumeClaim.RetentionPolicy = "Retain"
 	}
 	cp.CoreDNS.Deployment.Resources = chartResources(corednsResources)
+	// The syncer checks the pods it syncs against the host namespace's standard, and
+	// the chart gives CoreDNS the seccomp profile that restricted requires (its
+	// coredns-configmap.yaml sets one only with podSecurityStandard): without it, the
+	// CoreDNS of a restricted tenant is refused on the host and the vcluster never has
+	// DNS (found by running the real syncer in the twin).
+	if spec.PodSecurity != "privileged" {
+		cfg.Policies.PodSecurityStandard = spec.PodSecurity
+	}
 	cp.Proxy.ExtraSANs = []string{release + "." + namespace, release + "." + namespace + ".svc"}
 
 	cfg.ExportKubeConfig.Server = fmt.Sprintf("https://%s.%s:443", release, namespace)

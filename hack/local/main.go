@@ -58,19 +58,9 @@ func run(ctx context.Context, stop func(), once bool) error {
 	step("Tenants repository: %s (a Git repository made from %s/, commit %s)", repoDir, examples, commit[:12])
 
 	kubeconfig := os.Getenv("KUBECONFIG")
+	var twin *testenv.Twin
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(root, runDir, "kubeconfig")
-		host, err := testenv.StartControlPlane(ctx, testenv.DefaultControlPlaneOptions())
-		if err != nil {
-			return fmt.Errorf("host control plane: %w", err)
-		}
-		defer stopAll("host control plane", host.Stop)
-		if err := host.WriteKubeConfig(kubeconfig); err != nil {
-			return err
-		}
-		step("Host cluster: a real kube-apiserver %s and etcd at %s, up in %s (Volcano CRDs installed)",
-			"v1.37.2", host.Config.Host, host.StartupTime.Round(time.Millisecond))
-
 		repo, err := schema.Load(os.DirFS(repoDir))
 		if err != nil {
 			return err
@@ -78,20 +68,36 @@ func run(ctx context.Context, stop func(), once bool) error {
 		if !repo.Usable() {
 			return fmt.Errorf("the example platform config is invalid:\n%v", repo.Problems)
 		}
-		step("STAND-INS: no container runtime runs here, so no vcluster pod can start. For each tenant, a second")
-		fmt.Println("   kube-apiserver stands in for its vcluster control plane and exports its kubeconfig as")
-		fmt.Println("   Secret vc-<tenant> in the tenant namespace, as vcluster does. Pods never run.")
-		for _, t := range repo.Tenants {
-			ns := repo.Platform.Namespace(t.Metadata.Name)
-			vc, err := testenv.StartVCluster(ctx, host, ns, schema.Release(t.Metadata.Name), testenv.DefaultVClusterOptions())
-			if err != nil {
-				return fmt.Errorf("stand-in vcluster for %s: %w", t.Metadata.Name, err)
-			}
-			defer stopAll("stand-in vcluster "+t.Metadata.Name, vc.Stop)
-			fmt.Printf("   - %-16s stand-in vcluster at %s (Secret %s/vc-%s)\n", t.Metadata.Name, vc.Config.Host, ns, t.Metadata.Name)
+		if err := testenv.CheckTwin(); err != nil {
+			return fmt.Errorf("%w (or set KUBECONFIG to reconcile a cluster of yours)", err)
 		}
+		logPath := filepath.Join(root, runDir, "twin.log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		opts := testenv.DefaultTwinOptions()
+		opts.Output = logFile
+		step("Starting the twin of a GPU host cluster (logs: %s)", rel(root, logPath))
+		if twin, err = testenv.StartTwin(ctx, repo.Platform, opts); err != nil {
+			return fmt.Errorf("twin: %w", err)
+		}
+		defer stopAll("twin", twin.Stop)
+		if err := twin.Host.WriteKubeConfig(kubeconfig); err != nil {
+			return err
+		}
+		fmt.Printf("   host: kube-apiserver %s at %s, with kube-controller-manager and kube-scheduler\n", "v1.37.2", twin.Host.Config.Host)
+		fmt.Printf("   nodes: %s, simulated by kwok\n", nodeSummary(twin))
+		fmt.Printf("   up in %s\n", twin.StartupTime.Round(time.Millisecond))
+		fmt.Println(`   What is real: every vcluster is the vcluster 0.25.0 syncer (with its own kube-apiserver,
+   kube-controller-manager and kine), started for its StatefulSet's pod; the KubeRay operator
+   runs inside each vcluster as the Deployment raas applies there. What is simulated: the nodes.
+   No container runs; kwok marks pods Running and Ready, and the twin runs the syncer and the
+   operator as processes for their pods. Ray pods run nothing, and gang-scheduled pods stay
+   Pending: they wait for the Volcano scheduler, which the twin does not run.`)
 	} else {
-		step("Using the cluster of KUBECONFIG=%s; no local control plane, no stand-ins", kubeconfig)
+		step("Using the cluster of KUBECONFIG=%s; no twin", kubeconfig)
 	}
 
 	// The status CRD, so that `kubectl get tenants` and `raas status` work.
@@ -117,6 +123,14 @@ func run(ctx context.Context, stop func(), once bool) error {
 	if err := waitReady(ctx, "http://"+listen+"/readyz", exited); err != nil {
 		return err
 	}
+	if twin != nil {
+		if err := sampleRayCluster(ctx, twin, sampleTenant); err != nil {
+			fmt.Fprintf(os.Stderr, "sample RayCluster: %v\n", err)
+		}
+		if err := waitTenantsReady(ctx, twin, 10*time.Minute); err != nil {
+			fmt.Fprintf(os.Stderr, "%v\n", err)
+		}
+	}
 	status := exec.CommandContext(ctx, raas, "status", "--kubeconfig", kubeconfig)
 	status.Stdout, status.Stderr = os.Stdout, os.Stderr
 	fmt.Println()
@@ -126,7 +140,7 @@ func run(ctx context.Context, stop func(), once bool) error {
 	fmt.Printf(`
 What to look at next (in another terminal):
   export KUBECONFIG=%s
-  %s get tenants                      # phase of each tenant (Progressing: no vcluster pod runs here)
+  %s get tenants                      # phase of each tenant
   %s get namespaces -l app.kubernetes.io/managed-by=raas
   %s get queues.scheduling.volcano.sh
   %s get statefulsets,resourcequotas,networkpolicies -n tenant-ml-team-alpha

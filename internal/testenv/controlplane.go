@@ -5,12 +5,13 @@ import (
 
 	"context"
 	"fmt"
-	"github.com/go-logr/logr"
 	"io"
 	"os"
 	"path/filepath"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -45,6 +46,8 @@ type ControlPlaneOptions struct {
 	// ServiceCIDR is kube-apiserver's --service-cluster-ip-range; empty keeps envtest's
 	// 10.0.0.0/24. The twin's host takes the platform config's hostServiceCIDR.
 	ServiceCIDR string
+	// APIServerFlags are further kube-apiserver flags, by name without dashes.
+	APIServerFlags map[string]string
 }
 
 // DefaultControlPlaneOptions returns the options of a host cluster: the binaries in
@@ -145,6 +148,9 @@ func StartControlPlane(ctx context.Context, opts ControlPlaneOptions) (*ControlP
 	if opts.ServiceCIDR != "" {
 		env.ControlPlane.APIServer.Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
 	}
+	for name, value := range opts.APIServerFlags {
+		env.ControlPlane.APIServer.Configure().Set(name, value)
+	}
 
 	// envtest logs through controller-runtime's logger; without one set, it complains
 	// after 30 seconds with a stack trace. Its messages are not worth keeping here.
@@ -218,3 +224,17 @@ func (cp *ControlPlane) WriteKubeConfig(path string) error {
 }
 
 var quietLogs sync.Once
+
+// InstallCRDs installs the CRD manifests in dir and waits until they are served.
+func (cp *ControlPlane) InstallCRDs(ctx context.Context, dir string) error {
+	if err := checkBinaries(dir); err != nil {
+		return fmt.Errorf("control plane: CRDs: %w", err)
+	}
+	_, err := envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{
+		Paths: []string{dir}, ErrorIfPathMissing: true, Scheme: cp.Client.Scheme(),
+	})
+	if err != nil {
+		return fmt.Errorf("control plane: CRDs from %s: %w", dir, err)
+	}
+	return ctx.Err()
+}

@@ -52,6 +52,9 @@ type HostControllersOptions struct {
 	Nodes NodeOptions
 	// PodCIDR is kwok's --cidr, where Pod IPs come from.
 	PodCIDR string
+	// ServePods makes kwok every Node's kubelet API, for port-forwards to pods
+	// (kwokserver.go). It needs root, to make the Nodes' addresses local.
+	ServePods bool
 }
 
 // DefaultHostControllersOptions returns the binaries in bin/, DefaultNodeOptions and
@@ -123,6 +126,23 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 		return fail(err)
 	}
 
+	var kwokServing []string
+	if opts.ServePods {
+		var port int32
+		if kwokServing, port, err = kwokServer(h.dir); err != nil {
+			return fail(err)
+		}
+		if err := localNodeCIDR(ctx, opts.Nodes.NodeCIDR); err != nil {
+			return fail(err)
+		}
+		for _, n := range nodes {
+			kubeletEndpoint(n, port)
+		}
+		if err := host.InstallCRDs(ctx, filepath.Join(binDir, KwokCRDs)); err != nil {
+			return fail(err)
+		}
+	}
+
 	kcm, err := StartControllerManager(host, ControllerManagerOptions{BinDir: binDir, Output: opts.Output})
 	if err != nil {
 		return fail(err)
@@ -156,6 +176,7 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 			"--node-lease-duration-seconds=40",
 		}, append(env, "HOME="+files.kwokHome)},
 	}
+	starts[len(starts)-1].args = append(starts[len(starts)-1].args, kwokServing...)
 	for _, s := range starts {
 		p, err := startProcess(s.name, bin(s.name), s.args, s.env, opts.Output)
 		if err != nil {

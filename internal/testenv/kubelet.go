@@ -43,6 +43,8 @@ type kubeletOptions struct {
 	// the CA and the name its serving certificate carries.
 	HostServer, HostServerName string
 	HostCA                     []byte
+	// PortForwards writes kwok's PortForward for each pod it runs (kwokserver.go).
+	PortForwards bool
 }
 
 type kubelet struct {
@@ -155,7 +157,7 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, prev *podProcess) 
 	img, tag := imageOf(c.Image)
 	dir := filepath.Join(k.opts.Dir, "pods", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID)[:8])
 
-	files, err := newPodFiles(ctx, k.host, pod, dir)
+	files, err := newPodFiles(ctx, k.host, pod, dir, filepath.Join(k.opts.Dir, "volumes"))
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +201,11 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, prev *podProcess) 
 
 	p := prev
 	if p == nil {
+		if k.opts.PortForwards {
+			if err := forwardPod(ctx, k.host, pod); err != nil {
+				return nil, err
+			}
+		}
 		n, err := newPodNetwork(ctx, string(pod.UID), pod.Status.PodIP)
 		if err != nil {
 			return nil, err
@@ -226,6 +233,9 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, prev *podProcess) 
 	p.cmd, p.done = cmd, make(chan struct{})
 	go func(p *podProcess) {
 		err := cmd.Wait()
+		// What the program started (a syncer's kine and API server) would outlive it in
+		// its process group, and hold the pod's ports against the restart.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		k.mu.Lock()
 		p.exited = time.Now()
 		p.backoff = min(max(2*p.backoff, 2*time.Second), 30*time.Second)

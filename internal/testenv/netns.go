@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The twin's pod network. A process the twin runs for a pod (a vcluster syncer) gets a
@@ -139,4 +141,28 @@ func ipCommand(ctx context.Context, args ...string) error {
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sweepPodNetworks deletes the namespaces of raas's pods that hold no process and are
+// older than a minute: those of a twin whose test process was killed (the reaper ends
+// the processes; nothing else would remove their namespaces). A namespace just made
+// for a process about to start is younger than that.
+func sweepPodNetworks(ctx context.Context) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "raas-") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		out, err := exec.CommandContext(ctx, "ip", "netns", "pids", e.Name()).Output()
+		if err == nil && strings.TrimSpace(string(out)) == "" {
+			_ = ipCommand(ctx, "netns", "del", e.Name())
+		}
+	}
 }

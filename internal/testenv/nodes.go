@@ -43,7 +43,16 @@ type NodeOptions struct {
 	// NodeCIDR is where the Nodes' InternalIPs are taken from, in order. It must not
 	// overlap the host's service CIDR (10.0.0.0/24) or the pod CIDR.
 	NodeCIDR netip.Prefix
+	// SystemNodes is the number of CPU Nodes for the platform's own workloads, labelled
+	// SystemNodeLabel=true. The platform config does not name them: a tenants repo's
+	// overlay does (examples/tenants/overlays/host/control-plane-nodes.yaml puts every
+	// vcluster control plane there), so the default is none.
+	SystemNodes int
 }
+
+// SystemNodeLabel marks the Nodes of NodeOptions.SystemNodes.
+const SystemNodeLabel = "node-role.kubernetes.io/system"
+
 
 // DefaultNodeOptions returns Nodes shaped like common cloud machines: GPU Nodes with 8
 // GPUs, 96 CPUs and 768Gi (an 8-GPU server), two CPU Nodes of 32 CPUs and 128Gi per
@@ -133,6 +142,13 @@ func Nodes(platform *schema.Platform, opts NodeOptions) ([]*corev1.Node, error) 
 			if err := add(n); err != nil {
 				return nil, err
 			}
+		}
+	}
+	for i := range opts.SystemNodes {
+		n := node(fmt.Sprintf("system-%d", i), "system", opts.CPUNode)
+		n.Labels[SystemNodeLabel] = "true"
+		if err := add(n); err != nil {
+			return nil, err
 		}
 	}
 	return nodes, nil

@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -24,12 +24,14 @@ type podFiles struct {
 	host client.Client
 	pod  *corev1.Pod
 	dir  string
+	// volumeDir holds the data of persistent volumes.
+	volumeDir string
 	// volumes maps a volume's name to its directory on the machine.
 	volumes map[string]string
 }
 
-func newPodFiles(ctx context.Context, host client.Client, pod *corev1.Pod, dir string) (*podFiles, error) {
-	pf := &podFiles{host: host, pod: pod, dir: dir, volumes: map[string]string{}}
+func newPodFiles(ctx context.Context, host client.Client, pod *corev1.Pod, dir, volumeDir string) (*podFiles, error) {
+	pf := &podFiles{host: host, pod: pod, dir: dir, volumeDir: volumeDir, volumes: map[string]string{}}
 	for _, v := range pod.Spec.Volumes {
 		path, err := pf.volume(ctx, v)
 		if err != nil {
@@ -69,8 +71,11 @@ func (pf *podFiles) volume(ctx context.Context, v corev1.Volume) (string, error)
 	return "", fmt.Errorf("the twin's kubelet does not make this kind of volume")
 }
 
-// claimPath is the directory of the PersistentVolume bound to claim: the twin's
-// provisioner makes hostPath volumes.
+// claimPath is the directory of the PersistentVolume bound to claim. The twin's
+// volumes are made by kwok's pvc-provision stage with a hostPath that names nothing on
+// this machine; the kubelet keeps each volume's data under its own directory instead,
+// by the volume's name, so it outlives the pod as a volume does (a restarted syncer
+// finds its /data).
 func (pf *podFiles) claimPath(ctx context.Context, claim string) (string, error) {
 	var pvc corev1.PersistentVolumeClaim
 	if err := pf.host.Get(ctx, types.NamespacedName{Namespace: pf.pod.Namespace, Name: claim}, &pvc); err != nil {
@@ -79,14 +84,8 @@ func (pf *podFiles) claimPath(ctx context.Context, claim string) (string, error)
 	if pvc.Spec.VolumeName == "" {
 		return "", fmt.Errorf("claim %s is not bound", claim)
 	}
-	var pv corev1.PersistentVolume
-	if err := pf.host.Get(ctx, types.NamespacedName{Name: pvc.Spec.VolumeName}, &pv); err != nil {
-		return "", err
-	}
-	if pv.Spec.HostPath == nil {
-		return "", fmt.Errorf("volume %s of claim %s is not a hostPath volume", pv.Name, claim)
-	}
-	return pv.Spec.HostPath.Path, os.MkdirAll(pv.Spec.HostPath.Path, 0o755)
+	dir := filepath.Join(pf.volumeDir, pvc.Spec.VolumeName)
+	return dir, os.MkdirAll(dir, 0o755)
 }
 
 func (pf *podFiles) projected(ctx context.Context, dir string, p *corev1.ProjectedVolumeSource) error {
