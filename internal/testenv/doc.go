@@ -5,4 +5,6 @@
 // downloaded at run time and nothing is faked. Tests in every package share its helpers
 // for working with these control planes, such as Apply and StartVClusters. For fault
 // tests, kube-apiserver and etcd can be stopped and started again with their data.
+// StartKubeRay runs the real KubeRay operator (built into bin/ by `make twin-kuberay`)
+// against a virtual API server, with the args raas rendered and as its ServiceAccount.
 package testenv

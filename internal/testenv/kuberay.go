@@ -145,6 +145,7 @@ func StartKubeRay(ctx context.Context, vc *ControlPlane, virtual []*render.Objec
 	}
 
 	cmd := exec.Command(bin, k.Args...)
+	cmd.Args[0] = dep.argv0
 	// The container's env, and nothing of the test process's: a KUBECONFIG or an
 	// ENABLE_WEBHOOKS there must not change what the operator does.
 	cmd.Env = dep.env

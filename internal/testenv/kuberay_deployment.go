@@ -21,7 +21,11 @@ type kubeRayDeploy struct {
 	name, namespace, serviceAccount string
 	// version is the image tag, such as v1.5.0.
 	version string
-	args    []string
+	// argv0 is the container's command, /manager in KubeRay's base: the operator names
+	// some of its clients after it (client-go's default user agent), so field managers
+	// read as in a pod.
+	argv0 string
+	args  []string
 	env     []string
 	grace   time.Duration
 }
@@ -70,7 +74,15 @@ func podOf(dep *appsv1.Deployment, c *corev1.Container, version string) (*kubeRa
 		serviceAccount: spec.ServiceAccountName,
 		version:        version,
 		args:           append([]string(nil), c.Args...),
+		argv0:          KubeRayBinaryPrefix + version,
 		grace:          corev1.DefaultTerminationGracePeriodSeconds * time.Second,
+	}
+	switch len(c.Command) {
+	case 0:
+	case 1:
+		d.argv0 = c.Command[0]
+	default:
+		return nil, fmt.Errorf("container %s: command %q: only the operator binary, with no arguments before args, is supported", c.Name, c.Command)
 	}
 	if d.namespace == "" {
 		return nil, fmt.Errorf("no namespace")

@@ -73,12 +73,17 @@ func rayCluster(namespace, name, rayVersion string) *unstructured.Unstructured {
 	return rc
 }
 
-// waitOwned waits until list, listed in namespace, holds an object that owner owns, and
-// returns it.
+// waitOwned waits up to a minute until list, listed in namespace, holds an object that
+// owner owns, and returns it.
 func waitOwned(t *testing.T, c client.Client, list client.ObjectList, namespace string, owner client.Object, what string) client.Object {
 	t.Helper()
+	return waitOwnedWithin(t, time.Minute, c, list, namespace, owner, what)
+}
+
+func waitOwnedWithin(t *testing.T, timeout time.Duration, c client.Client, list client.ObjectList, namespace string, owner client.Object, what string) client.Object {
+	t.Helper()
 	var found client.Object
-	eventually(t, time.Minute, what, func() error {
+	eventually(t, timeout, what, func() error {
 		if err := c.List(t.Context(), list, client.InNamespace(namespace)); err != nil {
 			return err
 		}
