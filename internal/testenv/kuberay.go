@@ -205,6 +205,9 @@ func (k *KubeRay) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// PID is the operator's process id, for measuring what it uses.
+func (k *KubeRay) PID() int { return k.cmd.Process.Pid }
+
 // Exited is closed when the operator process has ended, whether by Stop or on its own.
 func (k *KubeRay) Exited() <-chan struct{} { return k.exited }
 

@@ -49,6 +49,16 @@ func TestKubeRayArgs(t *testing.T) {
 		}
 	})
 
+	t.Run("runs the binary under the container's command name", func(t *testing.T) {
+		d, err := kubeRayDeployment([]*render.Object{operatorDeployment(map[string]any{"command": []any{"/manager"}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.argv0 != "/manager" {
+			t.Errorf("argv0 = %q, want /manager", d.argv0)
+		}
+	})
+
 	t.Run("keeps a rendered leader-election namespace", func(t *testing.T) {
 		d, err := kubeRayDeployment([]*render.Object{operatorDeployment(map[string]any{"args": []any{"--leader-election-namespace=x"}})})
 		if err != nil {

@@ -26,8 +26,8 @@ type kubeRayDeploy struct {
 	// read as in a pod.
 	argv0 string
 	args  []string
-	env     []string
-	grace   time.Duration
+	env   []string
+	grace time.Duration
 }
 
 // kubeRayDeployment finds the one Deployment among virtual whose container runs the

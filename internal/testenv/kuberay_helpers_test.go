@@ -3,7 +3,9 @@ package testenv_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,9 +35,11 @@ func startKubeRayLogs(t *testing.T, vc *testenv.VCluster, objs []*render.Object,
 		t.Fatalf("%v\noperator log:\n%s", err, logs)
 	}
 	t.Cleanup(func() {
+		begin := time.Now()
 		if err := op.Stop(); err != nil {
 			t.Errorf("stop: %v", err)
 		}
+		t.Logf("KubeRay operator %s stopped in %s", op.Version, time.Since(begin).Round(time.Millisecond))
 		if t.Failed() {
 			t.Logf("operator log:\n%s", logs)
 		}
@@ -43,6 +47,22 @@ func startKubeRayLogs(t *testing.T, vc *testenv.VCluster, objs []*render.Object,
 	t.Logf("KubeRay operator %s started in %s as %s/%s with args %q", op.Version,
 		op.StartupTime.Round(time.Millisecond), op.Namespace, op.ServiceAccount, op.Args)
 	return op
+}
+
+// logRSS logs the operator's resident memory, read from /proc, for the twin's
+// per-tenant figures.
+func logRSS(t *testing.T, op *testenv.KubeRay) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", op.PID()))
+	if err != nil {
+		t.Logf("operator memory: %v", err)
+		return
+	}
+	for line := range strings.Lines(string(status)) {
+		if rss, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			t.Logf("KubeRay operator %s resident memory: %s", op.Version, strings.TrimSpace(rss))
+		}
+	}
 }
 
 // rayCluster is the smallest RayCluster: a head group and no workers, with an image and

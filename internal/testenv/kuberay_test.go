@@ -124,6 +124,7 @@ func TestKubeRay(t *testing.T) {
 					}
 					return nil
 				})
+				logRSS(t, op)
 			})
 		})
 	}
