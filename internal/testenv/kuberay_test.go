@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
@@ -290,4 +292,56 @@ func createNamespace(t *testing.T, c client.Client, name string) string {
 		t.Fatalf("namespace %s: %v", name, err)
 	}
 	return name
+}
+
+// TestKubeRayVersionsAreBuilt checks that every version in versions.kuberay of the
+// example platform has its tools module, its make target and its binary, so that a new
+// version cannot be offered without the twin running it.
+func TestKubeRayVersionsAreBuilt(t *testing.T) {
+	var platform struct {
+		Spec struct {
+			Versions struct {
+				KubeRay []string `json:"kuberay"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	data, err := os.ReadFile(exampletest.Path(t, "examples", "raas.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &platform); err != nil {
+		t.Fatal(err)
+	}
+	mk, err := os.ReadFile(exampletest.Path(t, "hack", "tools.mk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for line := range strings.Lines(string(mk)) {
+		if v, ok := strings.CutPrefix(line, "KUBERAY_VERSIONS :="); ok {
+			targets = strings.Fields(v)
+		}
+	}
+	binDir, err := testenv.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(platform.Spec.Versions.KubeRay) == 0 {
+		t.Fatal("no versions.kuberay in examples/raas.yaml")
+	}
+	for _, v := range platform.Spec.Versions.KubeRay {
+		tag := "v" + v
+		if !slices.Contains(targets, tag) {
+			t.Errorf("KUBERAY_VERSIONS in hack/tools.mk = %q, lacks %s", targets, tag)
+		}
+		gomod, err := os.ReadFile(exampletest.Path(t, "hack", "tools", "kuberay-"+tag, "go.mod"))
+		if err != nil {
+			t.Errorf("tools module of KubeRay %s: %v", v, err)
+		} else if !strings.Contains(string(gomod), "github.com/ray-project/kuberay/ray-operator "+tag) {
+			t.Errorf("hack/tools/kuberay-%s/go.mod does not require ray-operator %s", tag, tag)
+		}
+		if _, err := os.Stat(filepath.Join(binDir, testenv.KubeRayBinaryPrefix+tag)); err != nil {
+			t.Errorf("KubeRay %s: %v: run `make twin-kuberay`", v, err)
+		}
+	}
 }
