@@ -25,11 +25,11 @@ catalog: .catalog/.stamp ## Fill .catalog/ (vcluster chart, KubeRay bases, Volca
 	./hack/catalog.sh .catalog
 	touch $@
 
-test: controlplane twin-host catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
+test: controlplane twin catalog ## Run every test, against a real kube-apiserver and etcd built into bin/
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-run: controlplane catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
+run: controlplane twin catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
 
 bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)

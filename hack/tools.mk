@@ -77,3 +77,23 @@ bin/kine: $(call tool_inputs,kine)
 
 .PHONY: twin-vcluster
 twin-vcluster: bin/vcluster bin/kine ## Build the vcluster syncer and kine into bin/ for the twin
+
+# twin: the KubeRay operator, one binary per version in versions.kuberay
+# (examples/raas.yaml). Each version is its own tools module (hack/tools/kuberay-vX.Y.Z),
+# so that its dependencies are exactly the ones that ray-operator's go.mod pins (it has no
+# replace directives to mirror). The operator's root package is `main`, so the module names
+# it in a `tool` directive and go build builds it by import path.
+KUBERAY_VERSIONS := v1.5.0 v1.4.0
+KUBERAY_OPERATORS := $(addprefix bin/kuberay-operator-,$(KUBERAY_VERSIONS))
+
+.PHONY: twin-kuberay
+twin-kuberay: $(KUBERAY_OPERATORS) ## Build the KubeRay operator at every version in versions.kuberay into bin/
+
+define kuberay_operator
+bin/kuberay-operator-$(1): $(call tool_inputs,kuberay-$(1))
+	cd $(TOOLS_DIR)/kuberay-$(1) && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kuberay-operator-$(1) github.com/ray-project/kuberay/ray-operator
+endef
+$(foreach v,$(KUBERAY_VERSIONS),$(eval $(call kuberay_operator,$(v))))
+
+.PHONY: twin
+twin: twin-host twin-vcluster twin-kuberay ## Build every part of the twin (make test and make run need it)

@@ -22,13 +22,24 @@ const (
 )
 
 // podGroupRule lets the operator manage the PodGroups it creates for gang scheduling. The
-// upstream base lacks it.
+// upstream base lacks it. KubeRay 1.4.0 also reads the PodGroup CRD once at start when
+// --batch-scheduler=volcano is set, and panics when it may not
+// (controllers/ray/batchscheduler/volcano/volcano_scheduler.go:157, called from
+// raycluster_controller.go:69); the second rule allows that one get and nothing else.
+// internal/testenv's TestKubeRay, which runs 1.4.0 as its ServiceAccount, found it.
 const podGroupRule = `- op: add
   path: /rules/-
   value:
     apiGroups: [scheduling.volcano.sh]
     resources: [podgroups]
     verbs: [create, delete, get, list, patch, update, watch]
+- op: add
+  path: /rules/-
+  value:
+    apiGroups: [apiextensions.k8s.io]
+    resources: [customresourcedefinitions]
+    resourceNames: [podgroups.scheduling.volcano.sh]
+    verbs: [get]
 `
 
 const kuberayNamespaceYAML = `apiVersion: v1
