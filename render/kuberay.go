@@ -100,6 +100,12 @@ func (r *Renderer) buildKubeRay(version string, gang bool, args []string) ([]*Ob
 		Patches: []types.Patch{{
 			Path:   "podgroup-rbac.yaml",
 			Target: target("rbac.authorization.k8s.io", "ClusterRole", "kuberay-operator"),
+		}, {
+			// KubeRay's base drops no capability, which the restricted Pod Security
+			// Standard requires: in a restricted tenant, the vcluster refuses the
+			// operator's pod (found by running the real syncer in the twin).
+			Patch:  restrictedOperatorPatch,
+			Target: target("apps", "Deployment", "kuberay-operator"),
 		}},
 	}
 	flags := args
@@ -134,3 +140,10 @@ func (r *Renderer) buildKubeRay(version string, gang bool, args []string) ([]*Ob
 	sortObjects(objs)
 	return objs, nil
 }
+
+// restrictedOperatorPatch makes the operator's container meet the restricted Pod
+// Security Standard: it needs no capability.
+const restrictedOperatorPatch = `- op: add
+  path: /spec/template/spec/containers/0/securityContext/capabilities
+  value: {drop: [ALL]}
+`
