@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -142,43 +143,12 @@ func TestTwinApply(t *testing.T) {
 		return d.Status.AvailableReplicas == 1, fmt.Sprintf("status %+v", d.Status)
 	})
 
-	// The operator's pod, as the syncer put it on the host: the real name translation.
-	var hostPods corev1.PodList
-	if err := host.Client.List(ctx, &hostPods, client.InNamespace(namespace)); err != nil {
-		t.Fatal(err)
-	}
-	var operatorPod string
-	for _, p := range hostPods.Items {
-		if strings.HasPrefix(p.Name, "kuberay-operator-") && strings.HasSuffix(p.Name, "-x-kuberay-system-x-"+release) {
-			operatorPod = p.Name
-		}
-	}
-	if operatorPod == "" {
-		t.Fatalf("no host pod kuberay-operator-*-x-kuberay-system-x-%s in %s", release, namespace)
+	// The operator's pod, as the syncer put it on the host, with the real translation.
+	if host := syncedPod(t, host.Client, virtual, namespace, release, "kuberay-system", "app.kubernetes.io/name=kuberay"); host.Spec.NodeName == "" {
+		t.Errorf("host pod %s is not bound", host.Name)
 	}
 
-	rc := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "ray.io/v1",
-		"kind":       "RayCluster",
-		"metadata":   map[string]any{"name": "sample", "namespace": "default"},
-		"spec": map[string]any{
-			"headGroupSpec": map[string]any{
-				"rayStartParams": map[string]any{},
-				"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{
-					"name": "ray-head", "image": "rayproject/ray:2.46.0",
-					"resources": map[string]any{
-						"requests": map[string]any{"cpu": "500m", "memory": "1Gi"},
-						"limits":   map[string]any{"cpu": "1", "memory": "2Gi"},
-					},
-					"securityContext": map[string]any{
-						"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": int64(1000),
-						"capabilities":   map[string]any{"drop": []any{"ALL"}},
-						"seccompProfile": map[string]any{"type": "RuntimeDefault"},
-					},
-				}}}},
-			},
-		},
-	}}
+	rc := testenv.SampleRayCluster("default", "sample")
 	if err := virtual.Create(ctx, rc); err != nil {
 		t.Fatalf("create RayCluster: %v", err)
 	}
@@ -191,19 +161,41 @@ func TestTwinApply(t *testing.T) {
 		state, _, _ := unstructured.NestedString(got.Object, "status", "state")
 		return state == "ready", fmt.Sprintf("status %v", got.Object["status"])
 	})
-	var heads corev1.PodList
-	if err := host.Client.List(ctx, &heads, client.InNamespace(namespace)); err != nil {
+	head := syncedPod(t, host.Client, virtual, namespace, release, "default", "ray.io/node-type=head")
+	if head.Spec.NodeName == "" {
+		t.Errorf("host pod %s of the Ray head is not bound", head.Name)
+	}
+}
+
+// syncedPod finds the pod inside the vcluster that matches selector in vnamespace, and
+// the host pod the syncer made of it in namespace: a name of the syncer's making
+// (<name>-x-<namespace>-x-<release>, or a digest of it when that is too long), whose
+// annotations name the virtual pod and whose label names the vcluster.
+func syncedPod(t *testing.T, host, virtual client.Client, namespace, release, vnamespace, selector string) *corev1.Pod {
+	t.Helper()
+	sel, err := labels.Parse(selector)
+	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, p := range heads.Items {
-		if strings.HasPrefix(p.Name, "sample-head-") && strings.HasSuffix(p.Name, "-x-default-x-"+release) {
-			found = p.Spec.NodeName != ""
+	var vpods corev1.PodList
+	if err := virtual.List(t.Context(), &vpods, client.InNamespace(vnamespace), client.MatchingLabelsSelector{Selector: sel}); err != nil || len(vpods.Items) == 0 {
+		t.Fatalf("no pod %s in %s inside the vcluster: %v", selector, vnamespace, err)
+	}
+	vpod := vpods.Items[0]
+	var pods corev1.PodList
+	if err := host.List(t.Context(), &pods, client.InNamespace(namespace), client.MatchingLabels{"vcluster.loft.sh/managed-by": release}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pods.Items {
+		if p.Annotations["vcluster.loft.sh/object-name"] == vpod.Name && p.Annotations["vcluster.loft.sh/object-namespace"] == vpod.Namespace {
+			if p.Name == vpod.Name {
+				t.Errorf("host pod %s kept its virtual name", p.Name)
+			}
+			return &pods.Items[i]
 		}
 	}
-	if !found {
-		t.Errorf("no bound host pod sample-head-*-x-default-x-%s", release)
-	}
+	t.Fatalf("no host pod in %s for %s/%s", namespace, vpod.Namespace, vpod.Name)
+	return nil
 }
 
 // appliedInside says whether apply's output has tenant's virtual object created.

@@ -59,6 +59,7 @@ func run(ctx context.Context, stop func(), once bool) error {
 
 	kubeconfig := os.Getenv("KUBECONFIG")
 	var twin *testenv.Twin
+	var sampleNamespace string
 	if kubeconfig == "" {
 		kubeconfig = filepath.Join(root, runDir, "kubeconfig")
 		repo, err := schema.Load(os.DirFS(repoDir))
@@ -68,6 +69,7 @@ func run(ctx context.Context, stop func(), once bool) error {
 		if !repo.Usable() {
 			return fmt.Errorf("the example platform config is invalid:\n%v", repo.Problems)
 		}
+		sampleNamespace = repo.Platform.Namespace(sampleTenant)
 		if err := testenv.CheckTwin(); err != nil {
 			return fmt.Errorf("%w (or set KUBECONFIG to reconcile a cluster of yours)", err)
 		}
@@ -124,7 +126,7 @@ func run(ctx context.Context, stop func(), once bool) error {
 		return err
 	}
 	if twin != nil {
-		if err := sampleRayCluster(ctx, twin, sampleTenant); err != nil {
+		if err := sampleRayCluster(ctx, twin, sampleNamespace, sampleTenant); err != nil {
 			fmt.Fprintf(os.Stderr, "sample RayCluster: %v\n", err)
 		}
 		if err := waitTenantsReady(ctx, twin, 10*time.Minute); err != nil {

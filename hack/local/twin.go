@@ -43,13 +43,12 @@ func nodeSummary(twin *testenv.Twin) string {
 // sampleRayCluster creates a one-head RayCluster inside tenant's vcluster, reached as
 // raas reaches it from outside the cluster (port-forward), and waits until KubeRay says
 // it is ready.
-func sampleRayCluster(ctx context.Context, twin *testenv.Twin, tenant string) error {
+func sampleRayCluster(ctx context.Context, twin *testenv.Twin, namespace, tenant string) error {
 	step("A sample RayCluster in %s's vcluster", tenant)
 	hostKube, err := kubernetes.NewForConfig(twin.Host.Config)
 	if err != nil {
 		return err
 	}
-	namespace := "tenant-" + tenant
 	var virtual client.Client
 	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
 		kc, err := vclusterconfig.Read(ctx, hostKube.CoreV1(), namespace, schema.Release(tenant))
@@ -91,29 +90,7 @@ func sampleRayCluster(ctx context.Context, twin *testenv.Twin, tenant string) er
 	return nil
 }
 
-func sampleCluster() *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "ray.io/v1",
-		"kind":       "RayCluster",
-		"metadata":   map[string]any{"name": "sample", "namespace": "default"},
-		"spec": map[string]any{"headGroupSpec": map[string]any{
-			"rayStartParams": map[string]any{},
-			"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{
-				"name": "ray-head", "image": "rayproject/ray:2.46.0",
-				"resources": map[string]any{
-					"requests": map[string]any{"cpu": "500m", "memory": "1Gi"},
-					"limits":   map[string]any{"cpu": "1", "memory": "2Gi"},
-				},
-				// data-sandbox enforces the restricted Pod Security Standard.
-				"securityContext": map[string]any{
-					"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": int64(1000),
-					"capabilities":   map[string]any{"drop": []any{"ALL"}},
-					"seccompProfile": map[string]any{"type": "RuntimeDefault"},
-				},
-			}}}},
-		}},
-	}}
-}
+func sampleCluster() *unstructured.Unstructured { return testenv.SampleRayCluster("default", "sample") }
 
 // waitTenantsReady waits until every Tenant object says Ready, as raas status would.
 func waitTenantsReady(ctx context.Context, twin *testenv.Twin, timeout time.Duration) error {
