@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,9 +44,10 @@ func BenchmarkRenderCommand(b *testing.B) {
 				cmd := exec.Command(os.Args[0], "-test.run=^$")
 				cmd.Env = append(os.Environ(), asRaas+"=1",
 					asRaas+"_ARGS=render "+dir+" --catalog "+cat+" --cache-dir "+b.TempDir())
-				cmd.Stdout, cmd.Stderr = out, os.Stderr
+				var stderr bytes.Buffer
+				cmd.Stdout, cmd.Stderr = out, &stderr
 				if err := cmd.Run(); err != nil {
-					b.Fatalf("raas render: %v", err)
+					b.Fatalf("raas render: %v\n%s", err, stderr.String())
 				}
 				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
