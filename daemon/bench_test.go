@@ -31,7 +31,7 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // four shapes, with no vclusters: each pass covers the host level of every tenant.
 func benchFixture(b *testing.B, n int) (*daemon.Loop, *gitRepo, *atomic.Int64) {
 	b.Helper()
-	host := testenv.StartHost(b, hostOptions(b))
+	host := testenv.StartHost(b, testenv.WithServiceRange(b, hostOptions(b), "10.0.0.0/16"))
 	repo := newGitRepo(b)
 	files := map[string]string{
 		"tenants/ml-team-alpha.yaml": "", "tenants/vision-team.yaml": "", "tenants/vision-team-next.yaml": "",
