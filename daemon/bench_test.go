@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raas-dev/raas/daemon"
+	"github.com/raas-dev/raas/internal/benchrepo"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/source"
 )
@@ -26,20 +27,18 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.next.RoundTrip(r)
 }
 
-// benchFixture is a loop over a repository of n copies of data-sandbox (no GPUs, so no
-// over-commit), with no vclusters: each pass covers the host level of every tenant.
+// benchFixture is a loop over the generated repository of issue 15 with n tenants in
+// four shapes, with no vclusters: each pass covers the host level of every tenant.
 func benchFixture(b *testing.B, n int) (*daemon.Loop, *gitRepo, *atomic.Int64) {
 	b.Helper()
-	host := testenv.StartHost(b, hostOptions(b))
+	host := testenv.StartHost(b, testenv.WithServiceRange(b, hostOptions(b), "10.0.0.0/16"))
 	repo := newGitRepo(b)
-	base := repo.read("tenants/data-sandbox.yaml")
 	files := map[string]string{
 		"tenants/ml-team-alpha.yaml": "", "tenants/vision-team.yaml": "", "tenants/vision-team-next.yaml": "",
 		"tenants/data-sandbox.yaml": "",
 	}
-	for i := range n {
-		name := fmt.Sprintf("team-%04d", i)
-		files["tenants/"+name+".yaml"] = newTenantFile(base, name)
+	for name, body := range benchrepo.Files(n) {
+		files[name] = body
 	}
 	repo.commit(fmt.Sprintf("%d tenants", n), files)
 	gopts := source.DefaultGitOptions()
@@ -83,46 +82,62 @@ func rssMiB() float64 {
 	return 0
 }
 
-// BenchmarkCommitToApplied measures, in a 100-tenant repository, the time from a commit
-// that changes one tenant to the end of the pass that applied it (fetch, render of that
-// tenant alone, apply, status).
-func BenchmarkCommitToApplied(b *testing.B) {
-	l, repo, _ := benchFixture(b, 100)
-	base := repo.read("tenants/team-0042.yaml")
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		rev := repo.commit("grow team-0042", map[string]string{
-			"tenants/team-0042.yaml": strings.Replace(base, `cpu: "8"`, fmt.Sprintf(`cpu: "%d"`, 9+i%2), 1),
-		})
-		res, err := l.Pass(b.Context(), "commit")
-		if err != nil || res.Revision != rev {
-			b.Fatalf("pass: %v (revision %s, want %s)", err, res.Revision, rev)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/commit")
+// recorded holds the daemon's figures before issue 15, as the issue's table records them:
+// seconds from a one-tenant commit to its ResourceQuota changed, wall and CPU seconds of
+// a pass with nothing to do, and RSS in MiB.
+var recorded = map[int]struct{ commit, noop, noopCPU, rss float64 }{
+	100:  {1.5, 1.8, 0.9, 230},
+	1000: {10.8, 17.4, 10.9, 867},
 }
 
-// BenchmarkNoopPass measures a pass over tenants when nothing changed: API requests, CPU
-// time and wall time per pass, and the process's RSS after it.
-func BenchmarkNoopPass(b *testing.B) {
+// BenchmarkDaemon measures the loop over the generated repositories of issue 15 (host
+// level only). Each iteration commits a change to one tenant's file and runs the pass that
+// applies it (fetch, render of that tenant alone, apply, status): the time from the
+// commit to the end of that pass. Then a pass with nothing to do: its API requests, its
+// CPU and wall time, and the process's RSS after it. Every figure is also printed as a
+// ratio to the one recorded before issue 15.
+func BenchmarkDaemon(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
-			l, _, requests := benchFixture(b, n)
-			requests.Store(0)
+			l, repo, requests := benchFixture(b, n)
+			const tenant = 42
 			cpu := cpuTime()
 			b.ResetTimer()
-			for b.Loop() {
-				res, err := l.Pass(b.Context(), "noop")
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.Changed() {
-					b.Fatalf("a no-op pass wrote: %s", res.Summary())
+			for gen := 1; b.Loop(); gen++ {
+				rev := repo.commit("grow "+benchrepo.Name(tenant), map[string]string{
+					benchrepo.File(tenant): benchrepo.Tenant(tenant, gen),
+				})
+				res, err := l.Pass(b.Context(), "commit")
+				if err != nil || res.Revision != rev {
+					b.Fatalf("pass: %v (revision %s, want %s)", err, res.Revision, rev)
 				}
 			}
-			b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/pass")
-			b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/pass")
-			b.ReportMetric(rssMiB(), "RSS-MiB")
+			b.StopTimer()
+			commit := b.Elapsed().Seconds() / float64(b.N)
+			commitCPU := (cpuTime() - cpu).Seconds() / float64(b.N)
+
+			requests.Store(0)
+			cpu, begin := cpuTime(), time.Now()
+			res, err := l.Pass(b.Context(), "noop")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if res.Changed() {
+				b.Fatalf("a no-op pass wrote: %s", res.Summary())
+			}
+			noop, noopCPU := time.Since(begin).Seconds(), (cpuTime() - cpu).Seconds()
+			rss := rssMiB()
+			was := recorded[n]
+			b.ReportMetric(commit, "commit-s")
+			b.ReportMetric(commit/was.commit, "commit-ratio-vs-recorded")
+			b.ReportMetric(commitCPU, "commit-cpu-s")
+			b.ReportMetric(float64(requests.Load()), "noop-requests")
+			b.ReportMetric(noop, "noop-s")
+			b.ReportMetric(noop/was.noop, "noop-ratio-vs-recorded")
+			b.ReportMetric(noopCPU, "noop-cpu-s")
+			b.ReportMetric(noopCPU/was.noopCPU, "noop-cpu-ratio-vs-recorded")
+			b.ReportMetric(rss, "RSS-MiB")
+			b.ReportMetric(rss/was.rss, "RSS-ratio-vs-recorded")
 		})
 	}
 }

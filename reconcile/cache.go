@@ -2,37 +2,20 @@ package reconcile
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"slices"
 	"sync"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/render"
 )
 
-// digestCache computes the digest of each rendered object once per pass: the virtual
-// objects are shared by every tenant on the same KubeRay version.
-type digestCache struct {
-	mu sync.Mutex
-	m  map[*render.Object]string
-}
+// digestCache gives the digest of each rendered object. Objects keep their digest
+// (render.Object.Digest), and a long-running raas keeps the objects of unchanged tenants
+// between passes, so each is hashed once.
+type digestCache struct{}
 
-func (d *digestCache) of(o *render.Object) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s, ok := d.m[o]; ok {
-		return s, nil
-	}
-	data, err := o.YAML()
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	s := hex.EncodeToString(sum[:])
-	if d.m == nil {
-		d.m = map[*render.Object]string{}
-	}
-	d.m[o] = s
-	return s, nil
-}
+func (digestCache) of(o *render.Object) (string, error) { return o.Digest() }
 
 // checkedCache remembers, per tenant, the objects a dry run found unchanged: their rendered
 // digest and the live resourceVersion then. It lives as long as the Reconciler.
@@ -69,4 +52,83 @@ func (c *checkedCache) forget(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, tenant)
+}
+
+// sizeCache remembers the stored size of each tenant's prospective inventory, keyed by the
+// SHA-256 of its JSON: a pass over unchanged tenants checks every inventory's size, and
+// converting it to YAML to count its bytes was half the CPU of a pass with nothing to do
+// (issue 15). It lives as long as the Reconciler.
+type sizeCache struct {
+	mu sync.Mutex
+	m  map[string]sizeEntry
+}
+
+type sizeEntry struct {
+	sum  [sha256.Size]byte
+	size int
+}
+
+// of returns the length of inv.encode().
+func (c *sizeCache) of(inv *inventory) (int, error) {
+	data, err := inv.encodeJSON()
+	if err != nil {
+		return 0, err
+	}
+	sum := sha256.Sum256(data)
+	c.mu.Lock()
+	got, ok := c.m[inv.Tenant]
+	c.mu.Unlock()
+	if ok && got.sum == sum {
+		return got.size, nil
+	}
+	yamlData, err := yaml.JSONToYAML(data)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]sizeEntry{}
+	}
+	c.m[inv.Tenant] = sizeEntry{sum, len(yamlData)}
+	return len(yamlData), nil
+}
+
+// decodedCache keeps each inventory ConfigMap decoded at its resourceVersion, so that a
+// pass decodes only the inventories written since the last one. Callers get a copy they
+// may change. It lives as long as the Reconciler.
+type decodedCache struct {
+	mu sync.Mutex
+	m  map[string]decodedEntry
+}
+
+type decodedEntry struct {
+	resourceVersion string
+	inv             *inventory
+	err             error
+}
+
+// decode returns the inventory stored in ConfigMap name at resourceVersion as data.
+func (c *decodedCache) decode(name, resourceVersion, data string) (*inventory, error) {
+	c.mu.Lock()
+	got, ok := c.m[name]
+	c.mu.Unlock()
+	if !ok || got.resourceVersion != resourceVersion || resourceVersion == "" {
+		inv := &inventory{}
+		err := yaml.Unmarshal([]byte(data), inv)
+		got = decodedEntry{resourceVersion, inv, err}
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]decodedEntry{}
+		}
+		c.m[name] = got
+		c.mu.Unlock()
+	}
+	inv := *got.inv
+	inv.Objects = slices.Clone(got.inv.Objects)
+	if got.inv.Quota != nil {
+		q := *got.inv.Quota
+		inv.Quota = &q
+	}
+	return &inv, got.err
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -104,14 +105,24 @@ func (inv *inventory) encode() ([]byte, error) {
 	return yaml.Marshal(inv)
 }
 
-// sameAs reports whether inv and other would be stored as the same bytes.
+// sameAs reports whether inv and other would be stored as the same bytes. It compares
+// their JSON, which the stored YAML is converted from (sigs.k8s.io/yaml.Marshal), without
+// the conversion, the larger part of the cost: equal JSON gives equal YAML, and different
+// JSON different YAML.
 func (inv *inventory) sameAs(other *inventory) bool {
 	if inv == nil || other == nil {
 		return inv == other
 	}
-	a, errA := inv.encode()
-	b, errB := other.encode()
+	a, errA := inv.encodeJSON()
+	b, errB := other.encodeJSON()
 	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+// encodeJSON is the JSON that encode converts to YAML.
+func (inv *inventory) encodeJSON() ([]byte, error) {
+	inv.APIVersion = schema.APIVersion
+	inv.Kind = inventoryKind
+	return json.Marshal(inv)
 }
 
 // needsWrite reports whether inv must be stored over old: when anything in it but the
@@ -174,8 +185,7 @@ func (r *Reconciler) loadInventories(ctx context.Context) (*inventories, error) 
 		default:
 			continue
 		}
-		inv := &inventory{}
-		err := yaml.Unmarshal([]byte(cm.Data[inventoryKey]), inv)
+		inv, err := r.decoded.decode(cm.Name, cm.ResourceVersion, cm.Data[inventoryKey])
 		switch {
 		case err != nil:
 			*inv = inventory{damaged: fmt.Sprintf("it does not parse (%v)", err)}
@@ -302,7 +312,7 @@ var maxInventoryBytes = 1<<20 - 16<<10
 
 // checkSize fails when inv, with a digest and a resourceVersion for each object, would not
 // fit in its ConfigMap.
-func checkSize(inv *inventory) error {
+func (r *Reconciler) checkSize(inv *inventory) error {
 	full := *inv
 	full.Objects = make([]objectEntry, len(inv.Objects))
 	for i, o := range inv.Objects {
@@ -310,13 +320,13 @@ func checkSize(inv *inventory) error {
 		o.ResourceVersion = strings.Repeat("0", 20)
 		full.Objects[i] = o
 	}
-	data, err := full.encode()
+	size, err := r.sizes.of(&full)
 	if err != nil {
 		return err
 	}
-	if len(data) > maxInventoryBytes {
+	if size > maxInventoryBytes {
 		return fmt.Errorf("inventory %s: %d objects take %d bytes, more than the %d a ConfigMap holds; nothing applied: split the tenant's objects or lower their number",
-			inventoryName(inv.Tenant), len(inv.Objects), len(data), maxInventoryBytes)
+			inventoryName(inv.Tenant), len(inv.Objects), size, maxInventoryBytes)
 	}
 	return nil
 }

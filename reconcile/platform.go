@@ -20,7 +20,7 @@ func (r *Reconciler) reconcilePlatform(ctx context.Context, p *pass) ([]Entry, e
 		// The platform failed to render: its objects stay as they are.
 		return keepObjects(old, "", "the platform objects failed to render; left as last applied"), nil
 	}
-	if err := checkSize(prospective(old, inv, map[render.Target][]*render.Object{render.Host: objs})); err != nil {
+	if err := r.checkSize(prospective(old, inv, map[render.Target][]*render.Object{render.Host: objs})); err != nil {
 		return keepObjects(old, "", "not applied: "+err.Error()), err
 	}
 	if err := r.recordPending(ctx, p, old, inv, map[render.Target][]*render.Object{render.Host: objs}); err != nil {

@@ -30,6 +30,8 @@ type Reconciler struct {
 	hostMgr   *ssa.ResourceManager
 	vclusters vclusterCache
 	checked   checkedCache
+	sizes     sizeCache
+	decoded   decodedCache
 }
 
 // New returns a Reconciler for the host cluster that cfg reaches.

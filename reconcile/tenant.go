@@ -35,7 +35,7 @@ func (r *Reconciler) reconcileTenant(ctx context.Context, p *pass, out *render.O
 		return tenantRun{result: st, entries: keepObjects(old, name, "not applied: "+err.Error())}
 	}
 	objs := map[render.Target][]*render.Object{render.Host: out.Host, render.Virtual: out.Virtual}
-	if err := checkSize(prospective(old, inv, objs)); err != nil {
+	if err := r.checkSize(prospective(old, inv, objs)); err != nil {
 		return fail(err)
 	}
 	if err := r.recordPending(ctx, p, old, inv, objs); err != nil {

@@ -27,6 +27,9 @@ type Cache struct {
 	platform    []*Object
 	platformErr error
 	tenants     map[string]cached
+
+	// emit, when set, is given each rendered tenant instead of the result (see Stream).
+	emit func(*Output) error
 }
 
 type cached struct {
@@ -110,6 +113,24 @@ func (c *Cache) Render(fsys fs.FS, dir string) (*Result, CacheStats, error) {
 		}
 		todo = append(todo, t)
 		stats.Misses++
+	}
+	if c.emit != nil {
+		// A fresh cache renders every tenant: hand them on in order, a few at a time, and
+		// keep none.
+		chunk := 4 * max(c.opts.Workers, 1)
+		for len(todo) > 0 {
+			n := min(chunk, len(todo))
+			outs, failed := c.renderer.Tenants(todo[:n], max(c.opts.Workers, 1))
+			todo = todo[n:]
+			res.Failed = append(res.Failed, failed...)
+			for _, out := range outs {
+				if err := c.emit(out); err != nil {
+					return nil, stats, err
+				}
+			}
+		}
+		slices.SortFunc(res.Failed, func(a, b Failure) int { return strings.Compare(a.Tenant, b.Tenant) })
+		return res, stats, nil
 	}
 	outs, failed := c.renderer.Tenants(todo, max(c.opts.Workers, 1))
 	for _, out := range outs {

@@ -137,6 +137,9 @@ func (r *Renderer) buildKubeRay(version string, gang bool, args []string) ([]*Ob
 		return nil, fmt.Errorf("volcano podgroup crd: %w", err)
 	}
 	objs = append(objs, crdObjs...)
+	for _, o := range objs {
+		o.shared = true
+	}
 	sortObjects(objs)
 	return objs, nil
 }

@@ -2,6 +2,8 @@ package render
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,13 +16,22 @@ import (
 
 // Object is one rendered Kubernetes object. Objects may be shared between tenants (the
 // KubeRay base is rendered once per version), so they must not be modified once rendered.
-// Its YAML form is computed once and kept.
+// Its digest is computed once and kept; so is its YAML form when it is shared, since
+// every tenant that shares it writes it. A tenant's own objects do not keep their YAML: a
+// long-running raas holds every tenant's objects, and their YAML doubled what that costs
+// (issue 15).
 type Object struct {
 	*unstructured.Unstructured
+
+	shared bool
 
 	once sync.Once
 	yaml []byte
 	err  error
+
+	digestOnce sync.Once
+	digest     string
+	digestErr  error
 }
 
 func newObject(u *unstructured.Unstructured) *Object { return &Object{Unstructured: u} }
@@ -41,8 +52,26 @@ func fromTyped(obj client.Object) (*Object, error) {
 // YAML returns the object as YAML with keys in sorted order: the same object always
 // gives the same bytes.
 func (o *Object) YAML() ([]byte, error) {
+	if !o.shared {
+		return yaml.Marshal(o.Object)
+	}
 	o.once.Do(func() { o.yaml, o.err = yaml.Marshal(o.Object) })
 	return o.yaml, o.err
+}
+
+// Digest returns the hex SHA-256 of the object's YAML, which stands for the object in
+// inventories and caches.
+func (o *Object) Digest() (string, error) {
+	o.digestOnce.Do(func() {
+		data, err := o.YAML()
+		if err != nil {
+			o.digestErr = err
+			return
+		}
+		sum := sha256.Sum256(data)
+		o.digest = hex.EncodeToString(sum[:])
+	})
+	return o.digest, o.digestErr
 }
 
 // ID names the object as group/kind namespace/name, for messages and sorting.

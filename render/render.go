@@ -63,6 +63,8 @@ type Renderer struct {
 	overlays filesys.FileSystem
 
 	kuberayCache memo.Map[kuberayKey, []*Object]
+	charts       chartShapes
+	schemas      chartSchemas
 }
 
 // New returns a renderer for the repository at the root of repoFS, whose platform config
@@ -202,11 +204,14 @@ func (r *Renderer) vcluster(t *schema.Tenant, s *scheduler.Tenant) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	values, err := vclusterValues(r.platform, t, s)
-	if err != nil {
-		return nil, err
-	}
-	return renderChart(ch, schema.Release(t.Metadata.Name), s.Namespace, r.platform.Spec.HostKubernetes, values)
+	return r.charts.render(chartInputsOf(t), func(in chartInputs) ([]byte, error) {
+		values, err := vclusterValues(r.platform, in)
+		if err != nil {
+			return nil, err
+		}
+		return renderChart(ch, &r.schemas, schema.Release(in.Name), r.platform.Namespace(in.Name),
+			r.platform.Spec.HostKubernetes, values)
+	})
 }
 
 func fromTypedAll(typed []client.Object) ([]*Object, error) {

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
-	"github.com/raas-dev/raas/scheduler"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -80,9 +79,30 @@ var (
 	}
 )
 
+// chartInputs is everything of a tenant that its vcluster chart renders from. Keeping it
+// to this struct is what lets chartShapes share one render between tenants that differ
+// only in Name: a new input must be added here, and so becomes part of a shape's key.
+type chartInputs struct {
+	Name       string
+	Version    string
+	Kubernetes string
+	Storage    string
+	RetainData bool
+}
+
+func chartInputsOf(t *schema.Tenant) chartInputs {
+	return chartInputs{
+		Name:       t.Metadata.Name,
+		Version:    t.Spec.VCluster.Version,
+		Kubernetes: t.Spec.VCluster.Kubernetes,
+		Storage:    t.Spec.VCluster.Storage.String(),
+		RetainData: *t.Spec.VCluster.RetainData,
+	}
+}
+
 // vclusterValues builds the chart values for a tenant from vcluster's own typed config,
 // and returns only what differs from the chart's defaults.
-func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (map[string]any, error) {
+func vclusterValues(p *schema.Platform, in chartInputs) (map[string]any, error) {
 	base, err := vclusterconfig.NewDefaultConfig()
 	if err != nil {
 		return nil, fmt.Errorf("vcluster default config: %w", err)
@@ -91,25 +111,24 @@ func vclusterValues(p *schema.Platform, t *schema.Tenant, s *scheduler.Tenant) (
 	if err != nil {
 		return nil, fmt.Errorf("vcluster default config: %w", err)
 	}
-	spec := &t.Spec
-	release := schema.Release(t.Metadata.Name)
-	namespace := p.Namespace(t.Metadata.Name)
+	release := schema.Release(in.Name)
+	namespace := p.Namespace(in.Name)
 	cp := &cfg.ControlPlane
 
 	cp.Distro.K8S.Enabled = true
-	cp.Distro.K8S.Image.Tag = spec.VCluster.Kubernetes
+	cp.Distro.K8S.Image.Tag = in.Kubernetes
 	cp.Distro.K8S.Resources = resourcesMap(distroInitResources)
 	cp.Distro.K8S.SecurityContext = restrictedContainerSecurity
 	// The open-source build: raas uses no Pro feature.
 	cp.StatefulSet.Image.Repository = "loft-sh/vcluster-oss"
-	cp.StatefulSet.Image.Tag = spec.VCluster.Version
+	cp.StatefulSet.Image.Tag = in.Version
 	cp.StatefulSet.Resources = chartResources(controlPlaneResources)
 	cp.StatefulSet.Security.PodSecurityContext = restrictedPodSecurity
 	cp.StatefulSet.Security.ContainerSecurityContext = restrictedContainerSecurity
 	cp.StatefulSet.Persistence.VolumeClaim.Enabled = "true"
-	cp.StatefulSet.Persistence.VolumeClaim.Size = spec.VCluster.Storage.String()
+	cp.StatefulSet.Persistence.VolumeClaim.Size = in.Storage
 	cp.StatefulSet.Persistence.VolumeClaim.RetentionPolicy = "Delete"
-	if *spec.VCluster.RetainData {
+	if in.RetainData {
 		cp.StatefulSet.Persistence.VolumeClaim.RetentionPolicy = "Retain"
 	}
 	cp.CoreDNS.Deployment.Resources = chartResources(corednsResources)
@@ -160,7 +179,7 @@ func chartResources(r corev1.ResourceRequirements) vclusterconfig.Resources {
 // for a host at kubeVersion, validating the
 // values against the chart's values.schema.json. Template files are concatenated in name
 // order so that the output does not depend on map order.
-func renderChart(ch *chart.Chart, release, namespace, kubeVersion string, values map[string]any) ([]byte, error) {
+func renderChart(ch *chart.Chart, schemas *chartSchemas, release, namespace, kubeVersion string, values map[string]any) ([]byte, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
 	kv, err := chartutil.ParseKubeVersion(kubeVersion)
 	if err != nil {
@@ -168,8 +187,11 @@ func renderChart(ch *chart.Chart, release, namespace, kubeVersion string, values
 	}
 	caps.KubeVersion = *kv
 	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true, Revision: 1}
-	vals, err := chartutil.ToRenderValues(ch, values, opts, caps)
+	vals, err := chartutil.ToRenderValuesWithSchemaValidation(ch, values, opts, caps, schemas.validates(ch))
 	if err != nil {
+		return nil, fmt.Errorf("chart %s %s: values: %w", ch.Name(), ch.Metadata.Version, err)
+	}
+	if err := schemas.validate(ch, vals); err != nil {
 		return nil, fmt.Errorf("chart %s %s: values: %w", ch.Name(), ch.Metadata.Version, err)
 	}
 	files, err := engine.Render(ch, vals)

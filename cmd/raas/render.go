@@ -39,7 +39,16 @@ still render. It needs no cluster.`,
 			opts.Catalog = f.catalog.options()
 			opts.Tenants = f.tenants
 			opts.Now = now
-			res, err := render.Repo(os.DirFS(root), root, opts)
+			// To stdout, tenants are written as they render rather than held until the
+			// end; --out and --scheduler need the whole result.
+			stream := !f.scheduler && f.out == ""
+			var res *render.Result
+			var err error
+			if stream {
+				res, err = render.Stream(cmd.OutOrStdout(), os.DirFS(root), root, opts)
+			} else {
+				res, err = render.Repo(os.DirFS(root), root, opts)
+			}
 			if err != nil {
 				return err
 			}
@@ -68,14 +77,6 @@ still render. It needs no cluster.`,
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "rendered %d tenant(s) into %s\n", len(res.Tenants), f.out)
-			default:
-				platform := res.Platform
-				if len(f.tenants) > 0 {
-					platform = nil
-				}
-				if err := render.WriteStream(cmd.OutOrStdout(), platform, res.Tenants); err != nil {
-					return err
-				}
 			}
 			if !res.OK() {
 				return &exitError{code: 1}

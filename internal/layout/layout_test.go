@@ -37,6 +37,7 @@ var stages = map[string]int{
 	"internal/exampletest": 10,
 	"internal/golden":      10,
 	"internal/layout":      10,
+	"internal/benchrepo":   10, // the repositories the benchmarks measure
 	"deploy":               10, // manifests and their tests only
 
 	"cmd/raas":   11,
