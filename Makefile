@@ -33,7 +33,7 @@ run: controlplane twin catalog build bin/kubectl ## Start a local host and stand
 	$(GO) run ./hack/local
 
 bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)
-	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 120m $(PKGS)
 
 FUZZTIME ?= 30s
 

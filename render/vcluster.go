@@ -88,15 +88,18 @@ type chartInputs struct {
 	Kubernetes string
 	Storage    string
 	RetainData bool
+	// PodSecurity is the tenant's Pod Security Standard, which its vcluster enforces.
+	PodSecurity string
 }
 
 func chartInputsOf(t *schema.Tenant) chartInputs {
 	return chartInputs{
-		Name:       t.Metadata.Name,
-		Version:    t.Spec.VCluster.Version,
-		Kubernetes: t.Spec.VCluster.Kubernetes,
-		Storage:    t.Spec.VCluster.Storage.String(),
-		RetainData: *t.Spec.VCluster.RetainData,
+		Name:        t.Metadata.Name,
+		Version:     t.Spec.VCluster.Version,
+		Kubernetes:  t.Spec.VCluster.Kubernetes,
+		Storage:     t.Spec.VCluster.Storage.String(),
+		RetainData:  *t.Spec.VCluster.RetainData,
+		PodSecurity: t.Spec.PodSecurity,
 	}
 }
 
@@ -137,8 +140,8 @@ func vclusterValues(p *schema.Platform, in chartInputs) (map[string]any, error) 
 	// coredns-configmap.yaml sets one only with podSecurityStandard): without it, the
 	// CoreDNS of a restricted tenant is refused on the host and the vcluster never has
 	// DNS (found by running the real syncer in the twin).
-	if spec.PodSecurity != "privileged" {
-		cfg.Policies.PodSecurityStandard = spec.PodSecurity
+	if in.PodSecurity != "privileged" {
+		cfg.Policies.PodSecurityStandard = in.PodSecurity
 	}
 	cp.Proxy.ExtraSANs = []string{release + "." + namespace, release + "." + namespace + ".svc"}
 

@@ -57,6 +57,8 @@ type kubelet struct {
 
 // podProcess is the program the kubelet runs for one pod.
 type podProcess struct {
+	// mu guards exited and backoff, which the goroutine waiting for the process sets.
+	mu      sync.Mutex
 	key     string
 	net     *podNetwork
 	cmd     *exec.Cmd
@@ -124,7 +126,10 @@ func (k *kubelet) sync(ctx context.Context) {
 			default:
 				continue // running
 			}
-			if time.Since(p.exited) < p.backoff {
+			p.mu.Lock()
+			wait := time.Since(p.exited) < p.backoff
+			p.mu.Unlock()
+			if wait {
 				continue
 			}
 		}
@@ -132,7 +137,9 @@ func (k *kubelet) sync(ctx context.Context) {
 		if err != nil {
 			k.logf("%s/%s: %v", pod.Namespace, pod.Name, err)
 			if p != nil {
+				p.mu.Lock()
 				p.exited = time.Now()
+				p.mu.Unlock()
 			}
 			continue
 		}
@@ -236,10 +243,10 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod, prev *podProcess) 
 		// What the program started (a syncer's kine and API server) would outlive it in
 		// its process group, and hold the pod's ports against the restart.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		k.mu.Lock()
+		p.mu.Lock()
 		p.exited = time.Now()
 		p.backoff = min(max(2*p.backoff, 2*time.Second), 30*time.Second)
-		k.mu.Unlock()
+		p.mu.Unlock()
 		k.logf("%s: exited: %v", key, err)
 		close(p.done)
 	}(p)
@@ -346,10 +353,11 @@ func envValue(env []string, name string) string {
 
 func (k *kubelet) stopAll() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	for uid, p := range k.pods {
+	pods := k.pods
+	k.pods = map[types.UID]*podProcess{}
+	k.mu.Unlock()
+	for _, p := range pods {
 		p.stop()
-		delete(k.pods, uid)
 	}
 }
 

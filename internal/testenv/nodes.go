@@ -53,7 +53,6 @@ type NodeOptions struct {
 // SystemNodeLabel marks the Nodes of NodeOptions.SystemNodes.
 const SystemNodeLabel = "node-role.kubernetes.io/system"
 
-
 // DefaultNodeOptions returns Nodes shaped like common cloud machines: GPU Nodes with 8
 // GPUs, 96 CPUs and 768Gi (an 8-GPU server), two CPU Nodes of 32 CPUs and 128Gi per
 // group, 110 pods each (the kubelet's default).
