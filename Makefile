@@ -29,7 +29,7 @@ test: controlplane twin catalog ## Run every test, against a real kube-apiserver
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-run: controlplane twin catalog build bin/kubectl ## Start a local host and stand-in vclusters, and run raas reconcile on the example tenants until Ctrl-C
+run: controlplane twin catalog build bin/kubectl ## Start the twin (host, kwok nodes, real vcluster syncers and KubeRay) and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
 
 bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)

@@ -1,8 +1,10 @@
 // Command local is `make run`: the main job of raas on a local default. With no KUBECONFIG
-// set, it starts a real kube-apiserver and etcd as the host cluster, turns examples/ into
-// a Git repository, starts a stand-in vcluster API server for each example tenant, and
-// runs `raas reconcile` against them. With KUBECONFIG set, it reconciles that cluster
-// instead. It keeps running until Ctrl-C and then stops everything it started.
+// set, it starts the twin of a GPU host cluster (testenv.StartTwin: the host's control
+// plane and controllers, kwok Nodes from the platform config, and a kubelet that runs the
+// real vcluster syncer and KubeRay operator for their pods), turns examples/ into a Git
+// repository, runs `raas reconcile` against it, creates a sample RayCluster in the CPU
+// tenant and waits for every tenant to be Ready. With KUBECONFIG set, it reconciles that
+// cluster instead. It keeps running until Ctrl-C and then stops everything it started.
 package main
 
 import (
