@@ -51,88 +51,16 @@ func twinOutput(t *testing.T) *os.File {
 // translation. Pods never run containers (the twin's one pretence): the head looks
 // Ready to KubeRay because kwok says so.
 func TestTwinApply(t *testing.T) {
-	if err := testenv.CheckTwin(); err != nil {
-		t.Fatalf("the twin cannot run here: %v", err)
-	}
-	ctx := t.Context()
 	const tenant = "data-sandbox"
-	dir := exampletest.Dir(t)
-	entries, err := os.ReadDir(filepath.Join(dir, "tenants"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() != tenant+".yaml" {
-			if err := os.Remove(filepath.Join(dir, "tenants", e.Name())); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	repo, err := schema.Load(os.DirFS(dir))
-	if err != nil || !repo.OK() {
-		t.Fatalf("repository: %v %v", err, repo.Problems)
-	}
-	opts := testenv.DefaultTwinOptions()
-	if f := twinOutput(t); f != nil {
-		opts.Output = f
-	}
-	twin, err := testenv.StartTwin(ctx, repo.Platform, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := twin.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	t.Logf("twin up in %s (%d nodes)", twin.StartupTime.Round(time.Millisecond), len(twin.Controllers.Nodes))
-	host := twin.Host
-	if err := host.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "volcano-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := host.WriteKubeConfig(kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	namespace := repo.Platform.Namespace(tenant)
-	release := schema.Release(tenant)
-
-	begin := time.Now()
-	out, stderr, code := runAt(t, time.Now, "apply", dir, "--kubeconfig", kubeconfig,
-		"--catalog", exampletest.Catalog(t), "--vcluster-timeout", "8m")
-	if code != 0 {
-		t.Fatalf("raas apply: exit %d\n%s\n%s", code, out, stderr)
-	}
-	t.Logf("raas apply took %s:\n%s", time.Since(begin).Round(time.Second), out)
+	tw := applyOnTwin(t, tenant)
+	ctx, host, virtual, namespace, release := t.Context(), tw.twin.Host, tw.virtual, tw.namespace, tw.release
 	for _, want := range []string{
 		"CustomResourceDefinition.apiextensions.k8s.io rayclusters.ray.io",
 		"Deployment.apps kuberay-system/kuberay-operator",
 	} {
-		if !appliedInside(out, tenant, want) {
-			t.Errorf("raas apply did not create virtual %s:\n%s", want, out)
+		if !appliedInside(tw.out, tenant, want) {
+			t.Errorf("raas apply did not create virtual %s:\n%s", want, tw.out)
 		}
-	}
-
-	// The syncer, not raas, wrote the kubeconfig; it names the in-cluster Service, which
-	// does not resolve here, so the client goes by port-forward as raas did.
-	hostKube, err := kubernetes.NewForConfig(host.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := vclusterconfig.Read(ctx, hostKube.CoreV1(), namespace, release)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vcfg, err := kc.RESTConfigVia(host.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vcfg.Dial == nil {
-		t.Fatalf("the vcluster's address %s resolves here; the test cannot show the port-forward", vcfg.Host)
-	}
-	virtual, err := client.New(vcfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	waitFor(t, 5*time.Minute, "the KubeRay operator Deployment inside the vcluster to be available", func(ctx context.Context) (bool, string) {
@@ -209,6 +137,95 @@ func appliedInside(out, tenant, object string) bool {
 	return false
 }
 
+// twinTenant is one tenant that `raas apply` installed on a twin of its own.
+type twinTenant struct {
+	twin               *testenv.Twin
+	virtual            client.Client
+	namespace, release string
+	out                string
+}
+
+// applyOnTwin starts a twin for the example platform with only tenant, runs `raas
+// apply` from this process (outside the cluster) and returns a client of the tenant's
+// vcluster, reached by port-forward as raas reached it.
+func applyOnTwin(t *testing.T, tenant string) *twinTenant {
+	t.Helper()
+	if err := testenv.CheckTwin(); err != nil {
+		t.Fatalf("the twin cannot run here: %v", err)
+	}
+	ctx := t.Context()
+	dir := exampletest.Dir(t)
+	entries, err := os.ReadDir(filepath.Join(dir, "tenants"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != tenant+".yaml" {
+			if err := os.Remove(filepath.Join(dir, "tenants", e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	repo, err := schema.Load(os.DirFS(dir))
+	if err != nil || !repo.OK() {
+		t.Fatalf("repository: %v %v", err, repo.Problems)
+	}
+	opts := testenv.DefaultTwinOptions()
+	if f := twinOutput(t); f != nil {
+		opts.Output = f
+	}
+	twin, err := testenv.StartTwin(ctx, repo.Platform, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := twin.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("twin up in %s (%d nodes)", twin.StartupTime.Round(time.Millisecond), len(twin.Controllers.Nodes))
+	host := twin.Host
+	if err := host.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "volcano-system"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := host.WriteKubeConfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	tw := &twinTenant{twin: twin, namespace: repo.Platform.Namespace(tenant), release: schema.Release(tenant)}
+
+	begin := time.Now()
+	out, stderr, code := runAt(t, time.Now, "apply", dir, "--kubeconfig", kubeconfig,
+		"--catalog", exampletest.Catalog(t), "--vcluster-timeout", "8m")
+	if code != 0 {
+		t.Fatalf("raas apply: exit %d\n%s\n%s", code, out, stderr)
+	}
+	t.Logf("raas apply took %s:\n%s", time.Since(begin).Round(time.Second), out)
+	tw.out = out
+
+	// The syncer, not raas, wrote the kubeconfig; it names the in-cluster Service, which
+	// does not resolve here, so the client goes by port-forward as raas did.
+	hostKube, err := kubernetes.NewForConfig(host.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := vclusterconfig.Read(ctx, hostKube.CoreV1(), tw.namespace, tw.release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vcfg, err := kc.RESTConfigVia(host.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vcfg.Dial == nil {
+		t.Fatalf("the vcluster's address %s resolves here; the test cannot show the port-forward", vcfg.Host)
+	}
+	if tw.virtual, err = client.New(vcfg, client.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return tw
+}
+
 // waitFor polls cond until it holds or timeout passes, and fails with its last word.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func(context.Context) (bool, string)) {
 	t.Helper()
@@ -220,5 +237,121 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(context
 	})
 	if err != nil {
 		t.Fatalf("waiting for %s: %v (last: %s)", what, err, last)
+	}
+}
+
+// TestTwinGang is a gang tenant on the twin: KubeRay 1.5.0 with --batch-scheduler=volcano
+// inside ml-team-alpha's vcluster groups a RayCluster's pods, the real syncer puts them on
+// the host, and there they carry what Volcano reads (schedulerName, the group annotation,
+// the tenant's queue) and what confines the GPU worker to the h100 pool (raas's
+// MutatingAdmissionPolicy on the host: the pool's toleration and node group). The twin
+// runs no Volcano scheduler, so the pods stay Pending, unbound: this test shows what
+// Volcano is handed, not what it does with it (that was checked against the real
+// Volcano v1.12.4, issue 11). The PodGroup bridge is not running here.
+func TestTwinGang(t *testing.T) {
+	const tenant = "ml-team-alpha"
+	tw := applyOnTwin(t, tenant)
+	ctx, host, virtual := t.Context(), tw.twin.Host, tw.virtual
+	waitFor(t, 5*time.Minute, "the KubeRay operator Deployment inside the vcluster to be available", func(ctx context.Context) (bool, string) {
+		var d appsv1.Deployment
+		if err := virtual.Get(ctx, types.NamespacedName{Namespace: "kuberay-system", Name: "kuberay-operator"}, &d); err != nil {
+			return false, err.Error()
+		}
+		return d.Status.AvailableReplicas == 1, fmt.Sprintf("status %+v", d.Status)
+	})
+
+	rc := testenv.SampleRayCluster("default", "gang")
+	worker := map[string]any{"containers": []any{map[string]any{
+		"name": "ray-worker", "image": "rayproject/ray:2.46.0",
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+			"limits":   map[string]any{"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+		},
+	}}}
+	if err := unstructured.SetNestedSlice(rc.Object, []any{map[string]any{
+		"groupName": "gpu", "replicas": int64(1), "minReplicas": int64(1), "maxReplicas": int64(1),
+		"rayStartParams": map[string]any{}, "template": map[string]any{"spec": worker},
+	}}, "spec", "workerGroupSpecs"); err != nil {
+		t.Fatal(err)
+	}
+	// standard@3's Ray policy (raas's admission policy inside the vcluster) asks for it.
+	if err := unstructured.SetNestedField(rc.Object, "2.46.0", "spec", "rayVersion"); err != nil {
+		t.Fatal(err)
+	}
+	if err := virtual.Create(ctx, rc); err != nil {
+		t.Fatalf("create RayCluster: %v", err)
+	}
+
+	var head, gpu *corev1.Pod
+	waitFor(t, 5*time.Minute, "the head and the GPU worker on the host", func(ctx context.Context) (bool, string) {
+		var vpods corev1.PodList
+		if err := virtual.List(ctx, &vpods, client.InNamespace("default")); err != nil {
+			return false, err.Error()
+		}
+		if len(vpods.Items) < 2 {
+			return false, fmt.Sprintf("%d pods inside", len(vpods.Items))
+		}
+		var pods corev1.PodList
+		if err := host.Client.List(ctx, &pods, client.InNamespace(tw.namespace), client.MatchingLabels{"vcluster.loft.sh/managed-by": tw.release}); err != nil {
+			return false, err.Error()
+		}
+		head, gpu = nil, nil
+		for i, p := range pods.Items {
+			if p.Annotations["vcluster.loft.sh/object-namespace"] != "default" {
+				continue
+			}
+			switch name := p.Annotations["vcluster.loft.sh/object-name"]; {
+			case strings.HasPrefix(name, "gang-head-"):
+				head = &pods.Items[i]
+			case strings.HasPrefix(name, "gang-gpu-"):
+				gpu = &pods.Items[i]
+			}
+		}
+		return head != nil && gpu != nil, fmt.Sprintf("head %v, worker %v", head != nil, gpu != nil)
+	})
+	for _, p := range []*corev1.Pod{head, gpu} {
+		if p.Spec.SchedulerName != "volcano" {
+			t.Errorf("host pod %s: schedulerName %q, want volcano", p.Name, p.Spec.SchedulerName)
+		}
+		if p.Annotations["scheduling.k8s.io/group-name"] == "" {
+			t.Errorf("host pod %s has no group annotation: %v", p.Name, p.Annotations)
+		}
+		if q := p.Annotations["scheduling.volcano.sh/queue-name"]; q != tw.namespace {
+			t.Errorf("host pod %s: queue %q, want %q", p.Name, q, tw.namespace)
+		}
+	}
+	if head.Annotations["scheduling.k8s.io/group-name"] != gpu.Annotations["scheduling.k8s.io/group-name"] {
+		t.Errorf("head and worker are in different groups: %q, %q",
+			head.Annotations["scheduling.k8s.io/group-name"], gpu.Annotations["scheduling.k8s.io/group-name"])
+	}
+	tolerates := false
+	for _, tol := range gpu.Spec.Tolerations {
+		tolerates = tolerates || (tol.Key == "raas.dev/gpu-pool" && tol.Value == "h100")
+	}
+	if !tolerates {
+		t.Errorf("GPU worker %s does not tolerate the h100 pool: %+v", gpu.Name, gpu.Spec.Tolerations)
+	}
+	confined := false
+	if a := gpu.Spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, e := range term.MatchExpressions {
+				confined = confined || (e.Key == "volcano.sh/nodegroup-name" && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) == 1 && e.Values[0] == "h100")
+			}
+		}
+	}
+	if !confined {
+		t.Errorf("GPU worker %s is not confined to the h100 node group: %+v", gpu.Name, gpu.Spec.Affinity)
+	}
+	// No Volcano scheduler runs in the twin, and kube-scheduler leaves pods of another
+	// scheduler alone: the gang waits, unbound.
+	time.Sleep(5 * time.Second)
+	for _, p := range []*corev1.Pod{head, gpu} {
+		var cur corev1.Pod
+		if err := host.Client.Get(ctx, client.ObjectKeyFromObject(p), &cur); err != nil {
+			t.Fatal(err)
+		}
+		if cur.Spec.NodeName != "" || cur.Status.Phase != corev1.PodPending {
+			t.Errorf("host pod %s is %s on %q; with no Volcano scheduler it must wait Pending", cur.Name, cur.Status.Phase, cur.Spec.NodeName)
+		}
 	}
 }
