@@ -15,11 +15,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	kschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/bridge"
 	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/internal/vclusterconfig"
@@ -137,6 +139,8 @@ func appliedInside(out, tenant, object string) bool {
 	return false
 }
 
+var podGroupGVK = kschema.GroupVersion{Group: "scheduling.volcano.sh", Version: "v1beta1"}.WithKind("PodGroup")
+
 // twinTenant is one tenant that `raas apply` installed on a twin of its own.
 type twinTenant struct {
 	twin               *testenv.Twin
@@ -247,11 +251,21 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(context
 // MutatingAdmissionPolicy on the host: the pool's toleration and node group). The twin
 // runs no Volcano scheduler, so the pods stay Pending, unbound: this test shows what
 // Volcano is handed, not what it does with it (that was checked against the real
-// Volcano v1.12.4, issue 11). The PodGroup bridge is not running here.
+// Volcano v1.12.4, issue 11). raas's PodGroup bridge, reaching the vcluster by
+// port-forward as the daemon would from outside, copies the group to the host under the
+// name the pods carry.
 func TestTwinGang(t *testing.T) {
 	const tenant = "ml-team-alpha"
 	tw := applyOnTwin(t, tenant)
 	ctx, host, virtual := t.Context(), tw.twin.Host, tw.virtual
+	bridges, err := bridge.NewManager(host.Config, bridge.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bridges.Stop)
+	if err := bridges.Sync(ctx, []bridge.Target{{Tenant: tenant, HostNamespace: tw.namespace, Queue: tw.namespace, Release: tw.release}}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Minute, "the KubeRay operator Deployment inside the vcluster to be available", func(ctx context.Context) (bool, string) {
 		var d appsv1.Deployment
 		if err := virtual.Get(ctx, types.NamespacedName{Namespace: "kuberay-system", Name: "kuberay-operator"}, &d); err != nil {
@@ -342,6 +356,17 @@ func TestTwinGang(t *testing.T) {
 	if !confined {
 		t.Errorf("GPU worker %s is not confined to the h100 node group: %+v", gpu.Name, gpu.Spec.Affinity)
 	}
+	group := head.Annotations["scheduling.k8s.io/group-name"]
+	waitFor(t, 2*time.Minute, "the bridge's host PodGroup "+group, func(ctx context.Context) (bool, string) {
+		pg := &unstructured.Unstructured{}
+		pg.SetGroupVersionKind(podGroupGVK)
+		if err := host.Client.Get(ctx, types.NamespacedName{Namespace: tw.namespace, Name: group}, pg); err != nil {
+			return false, err.Error()
+		}
+		queue, _, _ := unstructured.NestedString(pg.Object, "spec", "queue")
+		return queue == tw.namespace, "queue " + queue
+	})
+
 	// No Volcano scheduler runs in the twin, and kube-scheduler leaves pods of another
 	// scheduler alone: the gang waits, unbound.
 	time.Sleep(5 * time.Second)
