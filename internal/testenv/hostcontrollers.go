@@ -136,7 +136,8 @@ func StartHostControllers(ctx context.Context, host *ControlPlane, platform *sch
 			return fail(err)
 		}
 		for _, n := range nodes {
-			kubeletEndpoint(n, port)
+			// The port the API server dials for the Node's kubelet.
+			n.Status.DaemonEndpoints.KubeletEndpoint.Port = port
 		}
 		if err := host.InstallCRDs(ctx, filepath.Join(binDir, KwokCRDs)); err != nil {
 			return fail(err)

@@ -377,8 +377,7 @@ func (p *podProcess) stop() {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			<-p.done
 		}
-		// Children that outlived the leader still carry its group.
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		// The goroutine that closed done killed what outlived the leader in its group.
 	}
 	if p.net != nil {
 		_ = p.net.Close()

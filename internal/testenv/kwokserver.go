@@ -69,13 +69,8 @@ func localNodeCIDR(ctx context.Context, cidr netip.Prefix) error {
 	return nil
 }
 
-// kubeletEndpoint sets the port the API server dials for n's kubelet.
-func kubeletEndpoint(n *corev1.Node, port int32) {
-	n.Status.DaemonEndpoints.KubeletEndpoint.Port = port
-}
-
-// portForwardGVK is kwok's PortForward, written as unstructured: raas does not import
-// kwok's API types (its module would pull kwok's whole dependency graph in).
+// kwok's PortForward, written as unstructured: raas does not import kwok's API types
+// (its module would pull kwok's whole dependency graph in).
 const (
 	kwokGroupVersion = "kwok.x-k8s.io/v1alpha1"
 	portForwardKind  = "PortForward"
@@ -116,15 +111,11 @@ func forwardPod(ctx context.Context, host client.Client, pod *corev1.Pod) error 
 		"metadata":   map[string]any{"name": pod.Name, "namespace": pod.Namespace},
 		"spec":       map[string]any{"forwards": forwards},
 	}
-	u := unstructuredFrom(pf)
+	u := &unstructured.Unstructured{Object: pf}
 	u.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}})
 	ac := client.ApplyConfigurationFromUnstructured(u)
 	if err := host.Apply(ctx, ac, client.FieldOwner("raas-twin-kubelet"), client.ForceOwnership); err != nil {
 		return fmt.Errorf("port-forward of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
-}
-
-func unstructuredFrom(obj map[string]any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: obj}
 }
