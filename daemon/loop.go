@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +40,12 @@ type Options struct {
 	// RetryBase and RetryMax bound the backoff before a pass retries tenants that are
 	// not Ready: RetryBase after the first failure, doubling up to RetryMax.
 	RetryBase, RetryMax time.Duration
+	// DriftInterval is how often a pass covers every tenant, to put back what was changed
+	// by hand on the host or inside a vcluster. The passes in between cover only the
+	// tenants that need it: those whose render changed, those not Ready yet, and those
+	// whose objects on the host changed (seen by Watch). 0 makes every pass cover every
+	// tenant.
+	DriftInterval time.Duration
 	// Status writes a v1alpha1.Tenant per tenant and Events on tenant namespaces.
 	Status bool
 	// Bridge runs a PodGroup bridge for each tenant with gang scheduling whose vcluster
@@ -59,6 +68,7 @@ func DefaultOptions() Options {
 		RenderWorkers: 2,
 		RetryBase:     10 * time.Second,
 		RetryMax:      5 * time.Minute,
+		DriftInterval: 10 * time.Minute,
 		Status:        true,
 		Bridge:        true,
 	}
@@ -77,12 +87,20 @@ type Loop struct {
 	trigger *trigger.Trigger
 
 	mu       sync.Mutex
-	lastGood *good // the newest revision that fetched and parsed
-	failures map[string]int
-	logged   map[string]string // each tenant's health and reason as last logged
-	last     *reconcile.Result
+	lastGood *good                // the newest revision that fetched and parsed
+	failures map[string]int       // each tenant's passes in a row short of Ready
+	retryAt  map[string]time.Time // when each of those is due for another pass
+	logged   map[string]string    // each tenant's health and reason as last logged
+	last     *reconcile.Result    // every tenant, as its last pass reported it
 	ready    bool
 	retry    *time.Timer
+
+	// What decides which tenants a pass covers (scope).
+	applied         map[string]*render.Output // each tenant's output when a pass last covered it
+	appliedPlatform []*render.Object
+	lastFull        time.Time       // when the last pass that covered every tenant began
+	dirty           map[string]bool // tenants whose host objects changed since the last pass
+	bridgeReported  map[string]bridge.Status
 }
 
 // good is a revision that fetched and whose platform config parsed, with its render.
@@ -116,6 +134,9 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 		cache:    render.NewCache(render.Options{Catalog: opts.Catalog, Workers: max(opts.RenderWorkers, 1), Now: now}),
 		trigger:  trigger.New(),
 		failures: map[string]int{},
+		retryAt:  map[string]time.Time{},
+		applied:  map[string]*render.Output{},
+		dirty:    map[string]bool{},
 	}
 	if opts.Bridge {
 		bo := bridge.DefaultOptions()
@@ -157,7 +178,8 @@ func (l *Loop) Ready() bool {
 	return l.ready
 }
 
-// Last returns the result of the last pass, or nil.
+// Last returns every tenant as the last pass that covered it reported it, with the
+// platform as the last pass did, or nil before the first pass.
 func (l *Loop) Last() *reconcile.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -167,6 +189,12 @@ func (l *Loop) Last() *reconcile.Result {
 // Run runs a pass at once, then one per trigger, until ctx ends. A pass that fails does
 // not end the loop: it is logged and retried with backoff.
 func (l *Loop) Run(ctx context.Context) error {
+	if err := l.Watch(ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.lastFull = time.Time{} // a new leader covers every tenant first
+	l.mu.Unlock()
 	l.trigger.Trigger("start")
 	defer l.stopRetry()
 	if l.bridges != nil {
@@ -184,10 +212,25 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
+// Watch keeps the host's live state in watches until ctx ends (reconcile.Reconciler.Watch),
+// and starts a pass for a tenant whose objects on the host change: drift by hand is put
+// back at once, and a tenant's health follows its workloads. Run calls it.
+func (l *Loop) Watch(ctx context.Context) error {
+	return l.rec.Watch(ctx, func(tenant string) {
+		l.mu.Lock()
+		l.dirty[tenant] = true
+		l.mu.Unlock()
+		l.trigger.Trigger("objects changed on the host")
+	})
+}
+
 // Pass runs one pass: fetch, render what changed, apply, and report. When the fetch
 // fails, or the new revision's platform config does not parse, it applies the last good
 // revision instead and prunes nothing. It returns an error only when there is nothing to
 // apply at all, or the host cannot be reached.
+//
+// A pass covers the tenants that need it (see Options.DriftInterval) and returns what it
+// did to them; Last has every tenant.
 func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, error) {
 	start := l.now()
 	log := l.log.With("reasons", reasons)
@@ -196,26 +239,104 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 		l.count("failed")
 		return nil, err
 	}
-	res, err := l.rec.Apply(ctx, reconcile.Input{Render: rendered, Revision: revision, FetchErr: held})
+	only, dirty := l.scope(rendered, held, start)
+	res, err := l.rec.Apply(ctx, reconcile.Input{Render: rendered, Revision: revision, FetchErr: held, Only: only})
 	if err != nil {
+		l.restoreDirty(dirty)
 		l.count("failed")
 		return nil, fmt.Errorf("apply %s: %w", revision, err)
 	}
+	l.covered(rendered, res, only == nil, start)
+	l.mu.Lock()
+	view := res.Over(l.last)
+	l.mu.Unlock()
 	elapsed := l.now().Sub(start)
 	if l.opts.Metrics != nil {
-		l.opts.Metrics.observe(res, elapsed.Seconds(), stats)
+		l.opts.Metrics.observe(res, view, elapsed.Seconds(), stats)
 		l.count(map[bool]string{true: "failed", false: "ok"}[res.Failed()])
 	}
-	bridged := l.syncBridges(ctx, log, res)
+	bridged := l.syncBridges(ctx, log, view)
 	if l.status != nil {
-		l.status.write(ctx, res, rendered, bridged)
+		l.status.write(ctx, l.withBridgeNews(res, view, bridged), rendered, bridged)
 	}
-	l.logResult(log, res, elapsed, stats, held)
+	l.logResult(log, res, view, only, elapsed, stats, held)
 	l.mu.Lock()
-	l.last, l.ready = res, true
+	l.last, l.ready = view, true
 	l.mu.Unlock()
 	l.backoff(res)
 	return res, nil
+}
+
+// withBridgeNews returns res with the tenants of view whose PodGroup bridge reports
+// something new since the last pass, so that their status says it.
+func (l *Loop) withBridgeNews(res, view *reconcile.Result, bridged map[string]bridge.Status) *reconcile.Result {
+	before := l.bridgeReported
+	l.bridgeReported = bridged
+	out := *res
+	out.Tenants = slices.Clone(res.Tenants)
+	for _, t := range view.Tenants {
+		b, was := bridged[t.Name], before[t.Name]
+		if res.Tenant(t.Name) == nil && (b.Mirrored != was.Mirrored || !slices.Equal(b.Refused, was.Refused)) {
+			out.Tenants = append(out.Tenants, t)
+		}
+	}
+	return &out
+}
+
+// scope returns the tenants a pass starting at start must cover, or nil for every tenant:
+// every tenant on the first pass, after a new leader takes over, when the platform
+// objects changed, while the newest revision is held back, and every DriftInterval;
+// otherwise the tenants whose render changed, those short of Ready whose backoff is up,
+// and those whose host objects changed. It takes
+// the dirty tenants, and returns them, to put back if the pass cannot run.
+func (l *Loop) scope(rendered *render.Result, held error, start time.Time) (only, dirty map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dirty, l.dirty = l.dirty, map[string]bool{}
+	if l.opts.DriftInterval <= 0 || l.last == nil || held != nil || l.last.HeldBack != nil ||
+		l.lastFull.IsZero() || start.Sub(l.lastFull) >= l.opts.DriftInterval ||
+		!slices.Equal(rendered.Platform, l.appliedPlatform) {
+		return nil, dirty
+	}
+	only = map[string]bool{}
+	for _, out := range rendered.Tenants {
+		if l.applied[out.Tenant] != out || dirty[out.Tenant] {
+			only[out.Tenant] = true
+		}
+	}
+	for name, at := range l.retryAt {
+		if !at.After(start) {
+			only[name] = true
+		}
+	}
+	return only, dirty
+}
+
+func (l *Loop) restoreDirty(dirty map[string]bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	maps.Copy(l.dirty, dirty)
+}
+
+// covered records what a pass applied, for the next one's scope.
+func (l *Loop) covered(rendered *render.Result, res *reconcile.Result, full bool, start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	outputs := map[string]*render.Output{}
+	for _, out := range rendered.Tenants {
+		outputs[out.Tenant] = out
+	}
+	if full {
+		l.applied, l.lastFull = map[string]*render.Output{}, start
+	}
+	for _, t := range res.Tenants {
+		if out := outputs[t.Name]; out != nil {
+			l.applied[t.Name] = out
+		} else {
+			delete(l.applied, t.Name)
+		}
+	}
+	l.appliedPlatform = rendered.Platform
 }
 
 // checkout fetches and renders the newest revision, or falls back to the last good one.
@@ -260,9 +381,13 @@ func (l *Loop) count(outcome string) {
 	}
 }
 
-func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.Duration, stats render.CacheStats, held error) {
+func (l *Loop) logResult(log *slog.Logger, res, view *reconcile.Result, only map[string]bool, elapsed time.Duration, stats render.CacheStats, held error) {
+	covered := "all"
+	if only != nil {
+		covered = strconv.Itoa(len(res.Tenants))
+	}
 	attrs := []any{"revision", res.Revision, "duration", elapsed.Round(time.Millisecond).String(),
-		"objects", res.Summary(), "render_hits", stats.Hits, "render_misses", stats.Misses}
+		"tenants", covered, "objects", res.Summary(), "render_hits", stats.Hits, "render_misses", stats.Misses}
 	if res.PruneBlocked != "" {
 		attrs = append(attrs, "prune_blocked", res.PruneBlocked)
 	}
@@ -280,7 +405,7 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 	defer l.mu.Unlock()
 	seen := map[string]string{}
 	changed := res.Changed() || res.Failed()
-	for _, t := range res.Tenants {
+	for _, t := range view.Tenants {
 		state := string(t.Health) + ": " + t.Reason
 		seen[t.Name] = state
 		if l.logged[t.Name] == state {
@@ -301,46 +426,57 @@ func (l *Loop) logResult(log *slog.Logger, res *reconcile.Result, elapsed time.D
 	log.Log(context.Background(), level, "pass done", attrs...)
 }
 
-// backoff counts each tenant's consecutive passes without Ready and schedules a retry
-// pass after the shortest backoff among them.
+// backoff counts each tenant's consecutive passes short of Ready, gives each a time for
+// its next pass (RetryBase after the first, doubling up to RetryMax), and schedules a
+// retry pass for the soonest.
 func (l *Loop) backoff(res *reconcile.Result) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	worst := 0
+	now := l.now()
 	for _, t := range res.Tenants {
 		if t.Health.Settled() || t.Stalled {
-			delete(l.failures, t.Name) // a stalled tenant waits for a new commit, not a retry
+			// A stalled tenant waits for a new commit, not a retry.
+			delete(l.failures, t.Name)
+			delete(l.retryAt, t.Name)
 			continue
 		}
 		l.failures[t.Name]++
-		if n := l.failures[t.Name]; worst == 0 || n < worst {
-			worst = n
+		l.retryAt[t.Name] = now.Add(l.delay(l.failures[t.Name]))
+	}
+	var soonest time.Time
+	for _, at := range l.retryAt {
+		if soonest.IsZero() || at.Before(soonest) {
+			soonest = at
 		}
 	}
-	if worst > 0 {
-		l.scheduleRetryLocked(worst)
+	if !soonest.IsZero() {
+		l.retryAfterLocked(soonest.Sub(now))
 	}
+}
+
+// delay is the backoff after n passes in a row short of Ready.
+func (l *Loop) delay(n int) time.Duration {
+	d := l.opts.RetryBase
+	for i := 1; i < n && d < l.opts.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, l.opts.RetryMax)
 }
 
 func (l *Loop) scheduleRetry(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.scheduleRetryLocked(n)
+	l.retryAfterLocked(l.delay(n))
 }
 
-func (l *Loop) scheduleRetryLocked(n int) {
-	d := l.opts.RetryBase
-	for i := 1; i < n && d < l.opts.RetryMax; i++ {
-		d *= 2
-	}
-	d = min(d, l.opts.RetryMax)
-	if d <= 0 {
+func (l *Loop) retryAfterLocked(d time.Duration) {
+	if l.opts.RetryBase <= 0 {
 		return
 	}
 	if l.retry != nil {
 		l.retry.Stop()
 	}
-	l.retry = time.AfterFunc(d, func() { l.trigger.Trigger("retry") })
+	l.retry = time.AfterFunc(max(d, 0), func() { l.trigger.Trigger("retry") })
 }
 
 func (l *Loop) stopRetry() {

@@ -68,8 +68,8 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// observe records a pass's result.
-func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.CacheStats) {
+// observe records a pass's result, and view, every tenant after it.
+func (m *Metrics) observe(res, view *reconcile.Result, seconds float64, stats render.CacheStats) {
 	m.passDuration.Observe(seconds)
 	m.renderCache.WithLabelValues("hit").Add(float64(stats.Hits))
 	m.renderCache.WithLabelValues("miss").Add(float64(stats.Misses))
@@ -82,8 +82,12 @@ func (m *Metrics) observe(res *reconcile.Result, seconds float64, stats render.C
 			m.tenantDuration.DeleteLabelValues(t.Name)
 			continue
 		}
-		phases[string(phaseOf(t))]++
 		m.tenantDuration.WithLabelValues(t.Name).Observe(seconds)
+	}
+	for _, t := range view.Tenants {
+		if t.Health != reconcile.HealthRemoved {
+			phases[string(phaseOf(t))]++
+		}
 	}
 	for phase, n := range phases {
 		m.tenants.WithLabelValues(phase).Set(n)

@@ -74,19 +74,15 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 	for _, out := range rendered.Tenants {
 		outputs[out.Tenant] = out
 	}
-	var list v1alpha1.TenantList
-	if err := w.client.List(ctx, &list); err != nil {
+	existing, err := w.read(ctx, res.Tenants)
+	if err != nil {
 		if meta.IsNoMatchError(err) || isCRDMissing(err) {
 			w.missing = true
 			w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
 			return
 		}
-		w.log.Error("list tenant status", "error", err)
+		w.log.Error("read tenant status", "error", err)
 		return
-	}
-	existing := map[string]*v1alpha1.Tenant{}
-	for i := range list.Items {
-		existing[list.Items[i].Name] = &list.Items[i]
 	}
 	for _, t := range res.Tenants {
 		if err := w.writeOne(ctx, res, t, rendered.Repo, existing[t.Name], outputs[t.Name], bridges); err != nil {
@@ -98,6 +94,36 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 			w.log.Error("write tenant status", "tenant", t.Name, "error", err)
 		}
 	}
+}
+
+// fewTenants is the most tenants whose Tenant objects are read one by one rather than
+// listed: a pass over a few tenants of many reads only theirs.
+const fewTenants = 32
+
+// read returns the Tenant objects of tenants that exist, by name.
+func (w *statusWriter) read(ctx context.Context, tenants []reconcile.TenantResult) (map[string]*v1alpha1.Tenant, error) {
+	existing := map[string]*v1alpha1.Tenant{}
+	if len(tenants) > fewTenants {
+		var list v1alpha1.TenantList
+		if err := w.client.List(ctx, &list); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			existing[list.Items[i].Name] = &list.Items[i]
+		}
+		return existing, nil
+	}
+	for _, t := range tenants {
+		obj := &v1alpha1.Tenant{}
+		err := w.client.Get(ctx, client.ObjectKey{Name: t.Name}, obj)
+		switch {
+		case err == nil:
+			existing[t.Name] = obj
+		case !apierrors.IsNotFound(err) || isCRDMissing(err):
+			return nil, err
+		}
+	}
+	return existing, nil
 }
 
 // sameSpec compares two specs, the tenant's source by meaning: the API server may return

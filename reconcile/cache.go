@@ -95,8 +95,8 @@ func (c *sizeCache) of(inv *inventory) (int, error) {
 }
 
 // decodedCache keeps each inventory ConfigMap decoded at its resourceVersion, so that a
-// pass decodes only the inventories written since the last one. Callers get a copy they
-// may change. It lives as long as the Reconciler.
+// pass reads and decodes only the inventories written since the last one. Callers get a
+// copy they may change. It lives as long as the Reconciler.
 type decodedCache struct {
 	mu sync.Mutex
 	m  map[string]decodedEntry
@@ -108,15 +108,21 @@ type decodedEntry struct {
 	err             error
 }
 
-// decode returns the inventory stored in ConfigMap name at resourceVersion as data.
-func (c *decodedCache) decode(name, resourceVersion, data string) (*inventory, error) {
+// get returns the inventory stored in ConfigMap name, which a list saw at
+// resourceVersion. When that is not the version decoded last, read fetches the ConfigMap:
+// its version now and its inventory data; its error is returned as err. The version
+// returned is the one decoded, and parseErr says why the inventory does not parse.
+func (c *decodedCache) get(name, resourceVersion string, read func() (rv, data string, err error)) (inv *inventory, rv string, parseErr, err error) {
 	c.mu.Lock()
 	got, ok := c.m[name]
 	c.mu.Unlock()
 	if !ok || got.resourceVersion != resourceVersion || resourceVersion == "" {
-		inv := &inventory{}
-		err := yaml.Unmarshal([]byte(data), inv)
-		got = decodedEntry{resourceVersion, inv, err}
+		rv, data, err := read()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		decoded := &inventory{}
+		got = decodedEntry{rv, decoded, yaml.Unmarshal([]byte(data), decoded)}
 		c.mu.Lock()
 		if c.m == nil {
 			c.m = map[string]decodedEntry{}
@@ -124,11 +130,11 @@ func (c *decodedCache) decode(name, resourceVersion, data string) (*inventory, e
 		c.m[name] = got
 		c.mu.Unlock()
 	}
-	inv := *got.inv
-	inv.Objects = slices.Clone(got.inv.Objects)
+	cp := *got.inv
+	cp.Objects = slices.Clone(got.inv.Objects)
 	if got.inv.Quota != nil {
 		q := *got.inv.Quota
-		inv.Quota = &q
+		cp.Quota = &q
 	}
-	return &inv, got.err
+	return &cp, got.resourceVersion, got.err, nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -37,6 +38,17 @@ type owner struct {
 	retained           bool
 	// deleting is set once the object's deletion has begun.
 	deleting bool
+}
+
+func newLiveIndex() *liveIndex {
+	return &liveIndex{versions: map[Ref]string{}, objects: map[Ref]*unstructured.Unstructured{}, owners: map[Ref]owner{}}
+}
+
+// merge adds what y holds to x.
+func (x *liveIndex) merge(y *liveIndex) {
+	maps.Copy(x.versions, y.versions)
+	maps.Copy(x.objects, y.objects)
+	maps.Copy(x.owners, y.owners)
 }
 
 func (x *liveIndex) add(ref Ref, apiVersion string, m metav1.Object) {
@@ -89,7 +101,7 @@ func kindsOf(objs ...[]*render.Object) []schema.GroupVersionKind {
 // as managed by raas. A kind the server does not serve yet (its CRD is about to be applied)
 // is left out; its objects then go the slow way, with a dry run.
 func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersionKind) (*liveIndex, error) {
-	x := &liveIndex{versions: map[Ref]string{}, objects: map[Ref]*unstructured.Unstructured{}, owners: map[Ref]owner{}}
+	x := newLiveIndex()
 	selector := client.MatchingLabels{raasschema.LabelManagedBy: raasschema.ManagedBy}
 	for _, gvk := range kinds {
 		full := slices.Contains(healthKinds, gvk.GroupKind())

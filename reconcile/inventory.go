@@ -168,7 +168,10 @@ func (invs *inventories) names() []string {
 // loadInventories lists the inventory ConfigMaps in one request. A missing namespace
 // simply has none.
 func (r *Reconciler) loadInventories(ctx context.Context) (*inventories, error) {
-	var list corev1.ConfigMapList
+	// The list is of metadata: an inventory is read in full only when its version is not
+	// the one decoded last (at 1,000 tenants a full list was megabytes every pass).
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
 	err := r.host.List(ctx, &list, client.InNamespace(r.opts.InventoryNamespace),
 		client.HasLabels{LabelInventory})
 	if err != nil {
@@ -176,26 +179,38 @@ func (r *Reconciler) loadInventories(ctx context.Context) (*inventories, error) 
 	}
 	invs := &inventories{tenants: map[string]*inventory{}}
 	for i := range list.Items {
-		cm := &list.Items[i]
+		m := &list.Items[i]
 		var tenant string
 		switch {
-		case cm.Name == platformInventory:
-		case strings.HasPrefix(cm.Name, tenantInventoryPfx):
-			tenant = strings.TrimPrefix(cm.Name, tenantInventoryPfx)
+		case m.Name == platformInventory:
+		case strings.HasPrefix(m.Name, tenantInventoryPfx):
+			tenant = strings.TrimPrefix(m.Name, tenantInventoryPfx)
 		default:
 			continue
 		}
-		inv, err := r.decoded.decode(cm.Name, cm.ResourceVersion, cm.Data[inventoryKey])
+		inv, rv, parseErr, err := r.decoded.get(m.Name, m.ResourceVersion, func() (string, string, error) {
+			var cm corev1.ConfigMap
+			if err := r.host.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: m.Name}, &cm); err != nil {
+				return "", "", err
+			}
+			return cm.ResourceVersion, cm.Data[inventoryKey], nil
+		})
+		if apierrors.IsNotFound(err) {
+			continue // deleted since the list: as if the list had not seen it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inventory %s/%s: %w", m.Namespace, m.Name, err)
+		}
 		switch {
-		case err != nil:
-			*inv = inventory{damaged: fmt.Sprintf("it does not parse (%v)", err)}
+		case parseErr != nil:
+			*inv = inventory{damaged: fmt.Sprintf("it does not parse (%v)", parseErr)}
 		case inv.Kind != inventoryKind || inv.APIVersion != schema.APIVersion:
 			*inv = inventory{damaged: fmt.Sprintf("it holds %s %s, not %s %s", inv.APIVersion, inv.Kind, schema.APIVersion, inventoryKind)}
 		case inv.Tenant != tenant:
 			*inv = inventory{damaged: fmt.Sprintf("it records tenant %q", inv.Tenant)}
 		}
 		inv.Tenant = tenant
-		inv.resourceVersion = cm.ResourceVersion
+		inv.resourceVersion = rv
 		if tenant == "" {
 			invs.platform = inv
 		} else {
@@ -369,6 +384,7 @@ func (r *Reconciler) storeInventory(ctx context.Context, inv *inventory) error {
 		return fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
 	inv.resourceVersion = cm.ResourceVersion
+	r.hostWatching().wrote(Ref{Kind: "ConfigMap", Namespace: cm.Namespace, Name: cm.Name}, cm.ResourceVersion)
 	return nil
 }
 
@@ -378,6 +394,7 @@ func (r *Reconciler) deleteInventory(ctx context.Context, inv *inventory) error 
 		Name:      inventoryName(inv.Tenant),
 		Namespace: r.opts.InventoryNamespace,
 	}}
+	r.hostWatching().wrote(Ref{Kind: "ConfigMap", Namespace: cm.Namespace, Name: cm.Name}, "")
 	err := r.host.Delete(ctx, cm, client.Preconditions{ResourceVersion: &inv.resourceVersion})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("inventory %s/%s: %w", cm.Namespace, cm.Name, err)

@@ -91,4 +91,10 @@ type Input struct {
 	// FetchErr is set when fetching the newest revision failed, so that Render is an
 	// older checkout. It is still applied, but nothing is pruned.
 	FetchErr error
+	// Only, when set, limits the pass to these tenants: the others are neither read nor
+	// written nor reported. The platform objects, tenants being removed, tenants whose
+	// file is broken and tenants whose inventory is rebuilt are always in the pass, and removals are still weighed against every
+	// tenant (MaxDeleteShare). A long-running raas passes the tenants that changed, and
+	// every tenant now and then to put drift back.
+	Only map[string]bool
 }

@@ -32,6 +32,9 @@ type Reconciler struct {
 	checked   checkedCache
 	sizes     sizeCache
 	decoded   decodedCache
+
+	watchMu sync.Mutex
+	watch   *hostWatch // set while Watch runs
 }
 
 // New returns a Reconciler for the host cluster that cfg reaches.
@@ -109,9 +112,11 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 
 	objs := [][]*render.Object{res.Platform}
 	for _, out := range res.Tenants {
-		objs = append(objs, out.Host)
+		if in.Only == nil || in.Only[out.Tenant] {
+			objs = append(objs, out.Host)
+		}
 	}
-	if p.hostIdx, err = buildIndex(ctx, r.host, kindsOf(objs...)); err != nil {
+	if p.hostIdx, err = r.hostIndex(ctx, kindsOf(objs...)); err != nil {
 		return nil, fmt.Errorf("host: %w", err)
 	}
 	r.rebuildInventories(p)
@@ -158,7 +163,8 @@ func (p *pass) tenantResult(name string) TenantResult {
 	return TenantResult{Name: name, Namespace: p.platform.Namespace(name), Queue: p.platform.Queue(name)}
 }
 
-// tenantNames returns every tenant the pass reports on, sorted: rendered, kept and removed.
+// tenantNames returns every tenant the pass reports on, sorted: rendered (those in
+// Input.Only, if set), kept, removed, and those whose inventory was rebuilt.
 func (p *pass) tenantNames() []string {
 	seen := map[string]bool{}
 	var names []string
@@ -169,13 +175,20 @@ func (p *pass) tenantNames() []string {
 		}
 	}
 	for _, out := range p.in.Render.Tenants {
-		add(out.Tenant)
+		if p.in.Only == nil || p.in.Only[out.Tenant] {
+			add(out.Tenant)
+		}
 	}
 	for n := range p.kept {
 		add(n)
 	}
 	for _, n := range p.removed {
 		add(n)
+	}
+	for _, rb := range p.rebuilt {
+		if rb.Tenant != "" && p.invs.tenants[rb.Tenant] != nil {
+			add(rb.Tenant) // its rebuilt inventory is stored by its pass
+		}
 	}
 	slices.Sort(names)
 	return names

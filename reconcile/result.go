@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -208,6 +209,37 @@ func (r *Result) Failed() bool {
 		}
 	}
 	return false
+}
+
+// Over returns the view of every tenant after a pass limited by Input.Only: r's tenants
+// and platform entries, and prev's other tenants as prev reported them, except those
+// prev reported removed. The tenants stay sorted by name. prev may be nil.
+func (r *Result) Over(prev *Result) *Result {
+	if prev == nil {
+		return r
+	}
+	view := *r
+	view.Tenants = slices.Clone(r.Tenants)
+	view.Entries = slices.Clone(r.Entries)
+	reported := map[string]bool{"": true}
+	for _, t := range r.Tenants {
+		reported[t.Name] = true
+	}
+	carried := map[string]bool{}
+	for _, t := range prev.Tenants {
+		if !reported[t.Name] && t.Health != HealthRemoved {
+			view.Tenants = append(view.Tenants, t)
+			carried[t.Name] = true
+		}
+	}
+	for _, e := range prev.Entries {
+		if carried[e.Tenant] {
+			view.Entries = append(view.Entries, e)
+		}
+	}
+	slices.SortStableFunc(view.Tenants, func(a, b TenantResult) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(view.Entries, func(a, b Entry) int { return strings.Compare(a.Tenant, b.Tenant) })
+	return &view
 }
 
 // Tenant returns the status of the tenant called name, or nil.

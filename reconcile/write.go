@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/schema"
 )
 
@@ -40,12 +41,19 @@ var (
 type clusterWriter struct{ r *Reconciler }
 
 func (w clusterWriter) apply(ctx context.Context, lv *level, u *unstructured.Unstructured) error {
-	return lv.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+	err := lv.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.ForceOwnership, client.FieldOwner(w.r.opts.FieldManager))
+	if err == nil && lv.target == render.Host {
+		w.r.hostWatching().wrote(refOf(u), u.GetResourceVersion())
+	}
+	return err
 }
 
 func (w clusterWriter) delete(ctx context.Context, lv *level, m *metav1.PartialObjectMetadata) error {
 	uid := m.GetUID()
+	if lv.target == render.Host {
+		w.r.hostWatching().wrote(Ref{Group: m.GroupVersionKind().Group, Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, "")
+	}
 	return lv.client.Delete(ctx, m, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 }
 

@@ -33,6 +33,7 @@ type reconcileFlags struct {
 	logLevel     string
 	retryBase    time.Duration
 	retryMax     time.Duration
+	drift        time.Duration
 	verify       bool
 	trustedKeys  string
 }
@@ -83,6 +84,8 @@ RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.retryBase, "retry-base", 10*time.Second, "first backoff before a pass retries tenants that are not Ready")
 	fl.DurationVar(&f.retryMax, "retry-max", 5*time.Minute, "longest backoff")
+	fl.DurationVar(&f.drift, "drift-interval", 10*time.Minute, "how often a pass covers every tenant, to put back edits by hand that no watch saw (inside vclusters); "+
+		"other passes cover the tenants that changed; 0 makes every pass cover every tenant")
 	fl.BoolVar(&f.verify, "verify-signatures", false, "refuse a head commit that is not signed by a key in --trusted-keys")
 	fl.StringVar(&f.trustedKeys, "trusted-keys", os.Getenv("RAAS_GIT_TRUSTED_KEYS_FILE"),
 		"file of armored OpenPGP public keys trusted to sign commits (env RAAS_GIT_TRUSTED_KEYS_FILE)")
@@ -152,7 +155,7 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 	c := daemon.DefaultConfig()
 	c.Loop.Source, c.Loop.Catalog, c.Loop.Reconcile = src, f.cluster.catalog.options(), f.cluster.options()
 	c.Loop.Logger, c.Loop.Now = log, f.cluster.now
-	c.Loop.RetryBase, c.Loop.RetryMax = f.retryBase, f.retryMax
+	c.Loop.RetryBase, c.Loop.RetryMax, c.Loop.DriftInterval = f.retryBase, f.retryMax, f.drift
 	c.Listen, c.PollInterval = f.listen, f.pollInterval
 	c.Webhook = trigger.WebhookOptionsFromEnv()
 	if f.repoURL != "" && f.tag == "" && f.commit == "" {
