@@ -1,9 +1,11 @@
 package daemon_test
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -113,11 +115,13 @@ var recorded = map[int]struct{ commit, noop, noopCPU, rss float64 }{
 	1000: {10.8, 17.4, 10.9, 867},
 }
 
+var heapProfile = flag.String("daemon-heapprofile", "", "write a heap profile of BenchmarkDaemon's loop after its pass with nothing to do to this file")
+
 // BenchmarkDaemon measures the loop over the generated repositories of issue 15 (host
 // level only). Each iteration commits a change to one tenant's file and runs the pass that
 // applies it (fetch, render of that tenant alone, apply, status): the time from the
 // commit to the end of that pass. Then a pass with nothing to do: its API requests, its
-// CPU and wall time, and the process's RSS after it. Every figure is also printed as a
+// CPU and wall time, and the process's RSS and live heap after it. Every figure is also printed as a
 // ratio to the one recorded before issue 15.
 func BenchmarkDaemon(b *testing.B) {
 	for _, n := range []int{100, 1000} {
@@ -153,6 +157,17 @@ func BenchmarkDaemon(b *testing.B) {
 			}
 			noop, noopCPU := time.Since(begin).Seconds(), (cpuTime() - cpu).Seconds()
 			rss := rssMiB()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if *heapProfile != "" {
+				f, err := os.Create(*heapProfile)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
 			was := recorded[n]
 			b.ReportMetric(commit, "commit-s")
 			b.ReportMetric(commit/was.commit, "commit-ratio-vs-recorded")
@@ -163,6 +178,7 @@ func BenchmarkDaemon(b *testing.B) {
 			b.ReportMetric(noopCPU, "noop-cpu-s")
 			b.ReportMetric(noopCPU/was.noopCPU, "noop-cpu-ratio-vs-recorded")
 			b.ReportMetric(rss, "RSS-MiB")
+			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MiB")
 			b.ReportMetric(rss/was.rss, "RSS-ratio-vs-recorded")
 		})
 	}

@@ -425,7 +425,7 @@ func TestDeploy(t *testing.T) {
 			{Verb: "bind", Group: rbacv1.GroupName, Resource: "clusterroles", Name: "cluster-admin"},
 			{Verb: "impersonate", Resource: "users", Name: "admin"},
 			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: reconcile.SystemNamespace, Name: "another"},
-			{Verb: "watch", Resource: "namespaces"},
+			{Verb: "watch", Resource: "nodes"},
 			{Verb: "update", Group: "scheduling.volcano.sh", Resource: "queues"},
 		} {
 			review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
