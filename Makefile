@@ -32,7 +32,7 @@ test: controlplane twin catalog ## Run every test, against a real kube-apiserver
 run: controlplane twin catalog build bin/kubectl ## Start the twin (host, kwok nodes, real vcluster syncers and KubeRay) and run raas reconcile on the example tenants until Ctrl-C
 	$(GO) run ./hack/local
 
-bench: controlplane catalog ## Run the benchmarks (ratios are printed per benchmark)
+bench: controlplane catalog bin/helm bin/kubectl bin/kustomize ## Run the benchmarks (ratios are printed per benchmark; the shell-loop baseline needs helm, kubectl and kustomize)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 120m $(PKGS)
 
 FUZZTIME ?= 30s

@@ -43,6 +43,27 @@ $(CRD_DIR)/.stamp: $(call tool_inputs,controller-gen)
 bin/kubectl: $(call tool_inputs,kubectl)
 	cd $(TOOLS_DIR)/kubectl && $(GO) build -trimpath -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)' -o $(BIN_DIR)/kubectl .
 
+# bench: the helm and kustomize CLIs, for the shell loop a platform team would write
+# (reconcile's BenchmarkHostScale runs it as the baseline of raas's first pass). Like kwok,
+# each module pins its command in a `tool` directive: helm v3.22.0, the SDK raas renders
+# with, and kustomize v5.8.2, whose kustomize/api is v0.21.2, the one raas builds with.
+# helm's own Makefile stamps its version, and the Kubernetes version that `helm template`
+# assumes (.Capabilities.KubeVersion) from its k8s.io/client-go (v0.37.0: 1.37).
+HELM_VERSION := v3.22.0
+HELM_LDFLAGS := -s -w \
+	-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37
+
+bin/helm: $(call tool_inputs,helm)
+	cd $(TOOLS_DIR)/helm && $(GO) build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $(BIN_DIR)/helm helm.sh/helm/v3/cmd/helm
+
+bin/kustomize: $(call tool_inputs,kustomize)
+	cd $(TOOLS_DIR)/kustomize && $(GO) build -trimpath -ldflags '-s -w' -o $(BIN_DIR)/kustomize sigs.k8s.io/kustomize/kustomize/v5
+
 # twin: the host's controllers, scheduler and simulated nodes
 .PHONY: twin-host
 

@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/internal/benchrepo"
 	"github.com/raas-dev/raas/internal/exampletest"
@@ -22,11 +26,20 @@ import (
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/render/catalog"
+	"github.com/raas-dev/raas/schema"
 )
 
 // recordedFirstPass is the wall seconds of raas's first pass over the benchmark
 // repositories before issue 15, as the issue's table records it.
 var recordedFirstPass = map[int]float64{100: 31, 1000: 310}
+
+// recordedShellLoop is the seconds per tenant that the shell loop took before issue 15,
+// as the issue records it (measured in the same run as its table).
+const recordedShellLoop = 11.0
+
+// shellSample is how many tenants the shell loop applies: the first ones of the
+// repository, which cover its four shapes (the fifth is a second gang-h100).
+const shellSample = 5
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -45,7 +58,11 @@ func cpuTime() time.Duration {
 //     (goal: 0 writes, at most 2 s CPU for 1,000 tenants);
 //   - per loop iteration, one tenant's file changed, re-rendered from the render cache,
 //     and a pass over that tenant (Input.Only, as the daemon passes a commit's changes),
-//     until its ResourceQuota has changed on the server.
+//     until its ResourceQuota has changed on the server;
+//   - the other baseline: the shell loop a platform team would write, per tenant, over
+//     the first shellSample tenants, moved to namespaces of their own (shell-...), and
+//     raas's first pass per tenant beside it. It runs last, so that the processes it
+//     starts and the cluster-wide KubeRay objects it applies do not touch raas's figures.
 //
 // The reconciler keeps the host's live state in watches, as the daemon's does. The pass
 // with nothing to do covers every tenant: it is the daemon's periodic drift pass.
@@ -129,6 +146,14 @@ func benchmarkHostScale(b *testing.B, n int) {
 	b.StopTimer()
 	commitCPU := cpuTime() - cpu
 
+	shell, each := shellLoop(b, host, res, exampletest.Catalog(b), shellSample)
+	shellPer := shell.Seconds() / float64(len(each))
+	raasPer := firstPass.Seconds() / float64(n)
+	// One line: a benchmark's log is cut after 10.
+	b.Logf("shell loop: %d tenants in %s (%s), %.2f s per tenant (recorded before issue 15: %.1f s); "+
+		"raas's first pass: %.3f s per tenant, %.4f of the shell loop's",
+		len(each), shell.Round(time.Millisecond), strings.Join(each, "; "), shellPer, recordedShellLoop, raasPer, raasPer/shellPer)
+
 	ratio := func(a, base time.Duration) float64 { return a.Seconds() / base.Seconds() }
 	b.ReportMetric(baseline.Seconds(), "baseline-ssa-s")
 	b.ReportMetric(firstPass.Seconds(), "first-pass-s")
@@ -140,6 +165,10 @@ func benchmarkHostScale(b *testing.B, n int) {
 	b.ReportMetric(float64(noopReads), "noop-reads")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "commit-s")
 	b.ReportMetric(commitCPU.Seconds()/float64(b.N), "commit-cpu-s")
+	b.ReportMetric(shellPer, "shell-loop-s/tenant")
+	b.ReportMetric(shellPer/recordedShellLoop, "shell-loop-ratio-vs-recorded")
+	b.ReportMetric(raasPer, "first-pass-s/tenant")
+	b.ReportMetric(raasPer/shellPer, "first-pass-vs-shell-loop")
 }
 
 var noopProfile = flag.String("noop-cpuprofile", "", "write a CPU profile of BenchmarkHostScale's pass with nothing to do to this file")
@@ -235,3 +264,209 @@ func ssaLoop(b *testing.B, host *testenv.ControlPlane, res *render.Result, worke
 	}
 	return time.Since(begin)
 }
+
+// shellLoop is the other baseline: the shell loop a platform team would write, run for
+// the first sample tenants of the benchrepo repository res, one after the other, each its own `bash -c` of a script
+// written to a temporary directory:
+//   - a heredoc of the tenant's Namespace, ResourceQuota and Volcano Queue (raas's, moved
+//     to shell-... names) piped to `kubectl apply --server-side`;
+//   - `helm template` of the catalog's vcluster chart, with a values file written from
+//     the tenant (what raas's render sets), piped to `kubectl apply --server-side -n`;
+//   - `kustomize build` of the catalog's KubeRay base, the one raas renders from, put in
+//     the tenant's namespace by a kustomization of its own, piped to `kubectl apply
+//     --server-side`. It holds the KubeRay CRDs and cluster roles, which every tenant
+//     applies again, as such a loop does.
+//
+// It uses bin/kubectl, bin/helm and bin/kustomize, with kubectl's discovery cache and
+// helm's homes in the temporary directory, and returns the wall time of the sample and,
+// for each tenant, its shape, its time and how many objects it applied.
+func shellLoop(b *testing.B, host *testenv.ControlPlane, res *render.Result, catalogDir string, sample int) (time.Duration, []string) {
+	b.Helper()
+	binDir, err := testenv.BinDir()
+	if err != nil {
+		b.Fatalf("shell loop: %v", err)
+	}
+	for _, tool := range []string{"kubectl", "helm", "kustomize"} {
+		if _, err := os.Stat(filepath.Join(binDir, tool)); err != nil {
+			b.Fatalf("shell loop: %v: `make bench` builds bin/helm, bin/kubectl and bin/kustomize", err)
+		}
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		b.Fatalf("shell loop: %v", err)
+	}
+	dir := b.TempDir()
+	env := append(os.Environ(),
+		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"KUBECONFIG="+host.WriteKubeConfigFile(b),
+		"KUBECACHEDIR="+filepath.Join(dir, "kube-cache"),
+		"HELM_CACHE_HOME="+filepath.Join(dir, "helm", "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(dir, "helm", "config"),
+		"HELM_DATA_HOME="+filepath.Join(dir, "helm", "data"),
+	)
+	cat := catalog.New(catalog.Options{Dirs: []string{catalogDir}})
+	p := res.Repo.Platform
+	var total time.Duration
+	var each []string
+	for i := range sample {
+		out, t := tenantNamed(b, res, benchrepo.Name(i))
+		base, err := cat.KubeRayBase(t.Spec.KubeRay.Version)
+		if err != nil {
+			b.Fatalf("shell loop: %v", err)
+		}
+		chart := filepath.Join(catalogDir, catalog.VClusterDir, t.Spec.VCluster.Version)
+		// kustomize takes no absolute path to a base: the tenant's kustomization, in
+		// kuberay-<tenant>/ of dir, names it relative to itself.
+		kuberay, err := filepath.Rel(filepath.Join(dir, "kuberay-"+out.Tenant), filepath.Join(base, "config", "default"))
+		if err != nil {
+			b.Fatalf("shell loop: %v", err)
+		}
+		script := shellScript(b, p, t, out, chart, kuberay)
+		file := filepath.Join(dir, out.Tenant+".sh")
+		if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.CommandContext(b.Context(), bash, "-c", script)
+		cmd.Dir, cmd.Env = dir, env
+		begin := time.Now()
+		output, err := cmd.CombinedOutput()
+		took := time.Since(begin)
+		if err != nil {
+			b.Fatalf("shell loop: tenant %s (%s): %v\n%s", out.Tenant, file, err, output)
+		}
+		total += took
+		each = append(each, fmt.Sprintf("%s: %s, %d objects",
+			benchrepo.ShapeOf(i), took.Round(10*time.Millisecond), strings.Count(string(output), " serverside-applied")))
+	}
+	return total, each
+}
+
+// tenantNamed returns the rendered output and the defaulted spec of tenant name.
+func tenantNamed(b *testing.B, res *render.Result, name string) (*render.Output, *schema.Tenant) {
+	b.Helper()
+	var out *render.Output
+	for _, o := range res.Tenants {
+		if o.Tenant == name {
+			out = o
+		}
+	}
+	for _, t := range res.Repo.Tenants {
+		if t.Metadata.Name == name && out != nil {
+			return out, t
+		}
+	}
+	b.Fatalf("shell loop: tenant %s is not in the repository", name)
+	return nil, nil
+}
+
+// shellScript is the script of one tenant: see shellLoop.
+// kuberayBase is relative to kuberay-<tenant>/ of the directory the script runs in.
+func shellScript(b *testing.B, p *schema.Platform, t *schema.Tenant, out *render.Output, chart, kuberayBase string) string {
+	b.Helper()
+	rename := func(s string) string { return "shell-" + s }
+	name, release := out.Tenant, schema.Release(out.Tenant)
+	ns := rename(p.Namespace(name))
+
+	// The heredoc: raas's Namespace, ResourceQuota and Queue, moved to shell-... names.
+	var heredoc []string
+	for _, kind := range []string{"Namespace", "ResourceQuota", "Queue"} {
+		var u *unstructured.Unstructured
+		for _, o := range out.Host {
+			if o.GetKind() == kind {
+				u = o.DeepCopy()
+			}
+		}
+		if u == nil {
+			b.Fatalf("shell loop: tenant %s has no %s", name, kind)
+		}
+		switch kind {
+		case "Namespace", "Queue":
+			u.SetName(rename(u.GetName()))
+		case "ResourceQuota":
+			u.SetNamespace(rename(u.GetNamespace()))
+		}
+		if a := u.GetAnnotations(); a["scheduling.volcano.sh/queue-name"] != "" {
+			a["scheduling.volcano.sh/queue-name"] = rename(a["scheduling.volcano.sh/queue-name"])
+			u.SetAnnotations(a)
+		}
+		heredoc = append(heredoc, string(mustYAML(b, u.Object)))
+	}
+
+	// The values a platform team would write for the tenant's vcluster: what raas's
+	// render sets (render/vcluster.go vclusterValues), in the shell loop's namespace.
+	// helm template sees the catalog's chart as it is in source (version 0.0.1; raas
+	// stamps the real one), so the image tags are set here, as raas sets them.
+	container := map[string]any{
+		"allowPrivilegeEscalation": false, "runAsNonRoot": true, "runAsUser": 12345, "runAsGroup": 12345,
+		"capabilities": map[string]any{"drop": []any{"ALL"}}, "seccompProfile": map[string]any{"type": "RuntimeDefault"},
+	}
+	retention := "Delete"
+	if *t.Spec.VCluster.RetainData {
+		retention = "Retain"
+	}
+	values := map[string]any{
+		"controlPlane": map[string]any{
+			"distro": map[string]any{"k8s": map[string]any{
+				"enabled": true,
+				"image":   map[string]any{"tag": t.Spec.VCluster.Kubernetes},
+				"resources": map[string]any{
+					"requests": map[string]any{"cpu": "40m", "memory": "64Mi"},
+					"limits":   map[string]any{"cpu": "100m", "memory": "256Mi"},
+				},
+				"securityContext": container,
+			}},
+			"statefulSet": map[string]any{
+				"image": map[string]any{"repository": "loft-sh/vcluster-oss", "tag": t.Spec.VCluster.Version},
+				"resources": map[string]any{
+					"requests": map[string]any{"cpu": "200m", "memory": "256Mi", "ephemeral-storage": "400Mi"},
+					"limits":   map[string]any{"cpu": "1", "memory": "2Gi", "ephemeral-storage": "8Gi"},
+				},
+				"security": map[string]any{
+					"podSecurityContext": map[string]any{
+						"runAsNonRoot": true, "runAsUser": 12345, "runAsGroup": 12345, "fsGroup": 12345,
+						"seccompProfile": map[string]any{"type": "RuntimeDefault"},
+					},
+					"containerSecurityContext": container,
+				},
+				"persistence": map[string]any{"volumeClaim": map[string]any{
+					"enabled": true, "size": t.Spec.VCluster.Storage.String(), "retentionPolicy": retention,
+				}},
+			},
+			"coredns": map[string]any{"deployment": map[string]any{"resources": map[string]any{
+				"requests": map[string]any{"cpu": "20m", "memory": "64Mi"},
+				"limits":   map[string]any{"cpu": "1", "memory": "170Mi"},
+			}}},
+			"proxy": map[string]any{"extraSANs": []any{release + "." + ns, release + "." + ns + ".svc"}},
+		},
+		"exportKubeConfig": map[string]any{"server": fmt.Sprintf("https://%s.%s:443", release, ns)},
+	}
+	if p.Spec.HostServiceCIDR != "" {
+		values["serviceCIDR"] = p.Spec.HostServiceCIDR
+	}
+	if t.Spec.PodSecurity != "privileged" {
+		values["policies"] = map[string]any{"podSecurityStandard": t.Spec.PodSecurity}
+	}
+
+	var s strings.Builder
+	fmt.Fprintf(&s, "# The shell loop a platform team would write: tenant %s.\nset -euo pipefail\nns=%s\n\n", name, shq(ns))
+	fmt.Fprintf(&s, "kubectl apply --server-side -f - <<'EOF'\n%sEOF\n\n", strings.Join(heredoc, "---\n"))
+	fmt.Fprintf(&s, "cat > %s-values.yaml <<'EOF'\n%sEOF\n", name, mustYAML(b, values))
+	fmt.Fprintf(&s, "helm template %s %s --namespace \"$ns\" --kube-version %s --values %s-values.yaml |\n"+
+		"  kubectl apply --server-side -n \"$ns\" -f -\n\n", shq(release), shq(chart), shq(p.Spec.HostKubernetes), name)
+	fmt.Fprintf(&s, "mkdir -p kuberay-%s\ncat > kuberay-%s/kustomization.yaml <<EOF\n"+
+		"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: $ns\nresources:\n- %s\nEOF\n", name, name, kuberayBase)
+	fmt.Fprintf(&s, "kustomize build kuberay-%s | kubectl apply --server-side -f -\n", name)
+	return s.String()
+}
+
+func mustYAML(b *testing.B, v any) []byte {
+	b.Helper()
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// shq quotes s for the shell.
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
