@@ -31,6 +31,7 @@ var stages = map[string]int{
 	"bridge":                  7,
 	"report":                  7, // a Result as text, Markdown and JSON
 	"daemon/statuspage":       8,
+	"daemon/shard":            8, // the ring of replicas: who owns which tenant
 	"daemon":                  9,
 
 	"internal/testenv":     10,
