@@ -257,7 +257,7 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 	}
 	bridged := l.syncBridges(ctx, log, view)
 	if l.status != nil {
-		l.status.write(ctx, l.withBridgeNews(res, view, bridged), rendered, bridged)
+		l.status.write(ctx, l.withBridgeNews(res, view, bridged), only == nil, rendered, bridged)
 	}
 	l.logResult(log, res, view, only, elapsed, stats, held)
 	l.mu.Lock()

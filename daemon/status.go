@@ -65,8 +65,9 @@ func reasonOf(phase v1alpha1.Phase, t reconcile.TenantResult) string {
 	return "ReconcileFailed"
 }
 
-// write records the outcome of a pass. Tenants that were removed lose their Tenant object.
-func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendered *render.Result, bridges map[string]bridge.Status) {
+// write records the outcome of a pass, over every tenant if all is set. Tenants that were
+// removed lose their Tenant object.
+func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, all bool, rendered *render.Result, bridges map[string]bridge.Status) {
 	if w.missing {
 		return
 	}
@@ -74,7 +75,7 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 	for _, out := range rendered.Tenants {
 		outputs[out.Tenant] = out
 	}
-	existing, err := w.read(ctx, res.Tenants)
+	existing, err := w.read(ctx, res.Tenants, all)
 	if err != nil {
 		if meta.IsNoMatchError(err) || isCRDMissing(err) {
 			w.missing = true
@@ -100,10 +101,11 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, rendere
 // listed: a pass over a few tenants of many reads only theirs.
 const fewTenants = 32
 
-// read returns the Tenant objects of tenants that exist, by name.
-func (w *statusWriter) read(ctx context.Context, tenants []reconcile.TenantResult) (map[string]*v1alpha1.Tenant, error) {
+// read returns the Tenant objects of tenants that exist, by name: all of them listed
+// after a pass over every tenant (all) or many, else one by one.
+func (w *statusWriter) read(ctx context.Context, tenants []reconcile.TenantResult, all bool) (map[string]*v1alpha1.Tenant, error) {
 	existing := map[string]*v1alpha1.Tenant{}
-	if len(tenants) > fewTenants {
+	if all || len(tenants) > fewTenants {
 		var list v1alpha1.TenantList
 		if err := w.client.List(ctx, &list); err != nil {
 			return nil, err
