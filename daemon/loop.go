@@ -42,9 +42,9 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// DriftInterval is how often a pass covers every tenant, to put back what was changed
 	// by hand on the host or inside a vcluster. The passes in between cover only the
-	// tenants that need it: those whose render changed, those not Ready yet, and those
-	// whose objects on the host changed (seen by Watch). 0 makes every pass cover every
-	// tenant.
+	// tenants that need it: those whose render changed, those short of Ready whose
+	// backoff is up, and those whose objects on the host changed (seen by Watch). 0 makes
+	// every pass cover every tenant.
 	DriftInterval time.Duration
 	// Status writes a v1alpha1.Tenant per tenant and Events on tenant namespaces.
 	Status bool
@@ -287,8 +287,8 @@ func (l *Loop) withBridgeNews(res, view *reconcile.Result, bridged map[string]br
 // every tenant on the first pass, after a new leader takes over, when the platform
 // objects changed, while the newest revision is held back, and every DriftInterval;
 // otherwise the tenants whose render changed, those short of Ready whose backoff is up,
-// and those whose host objects changed. It takes
-// the dirty tenants, and returns them, to put back if the pass cannot run.
+// and those whose host objects changed. It takes the dirty tenants, and returns them to
+// be put back if the pass cannot run.
 func (l *Loop) scope(rendered *render.Result, held error, start time.Time) (only, dirty map[string]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
