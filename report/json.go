@@ -2,9 +2,9 @@ package report
 
 import (
 	"encoding/json"
-	"github.com/raas-dev/raas/reconcile"
 	"io"
 
+	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
 )
 

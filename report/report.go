@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"github.com/raas-dev/raas/reconcile"
 	"io"
 	"maps"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"text/tabwriter"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/raas-dev/raas/reconcile"
 )
 
 // symbols mark each action in a diff.
