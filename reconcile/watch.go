@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -23,9 +24,10 @@ import (
 	raasschema "github.com/raas-dev/raas/schema"
 )
 
-// syncTimeout bounds how long a pass waits for a new watch to list its kind. A kind whose
-// watch has not synced by then (raas may not list it, say) is listed for the pass instead,
-// which reports the error.
+// syncTimeout bounds how long a pass waits for new watches to list their kinds, all
+// together. A kind whose watch has not synced by then (raas may not watch it: its RBAC
+// from before watches, say) is listed by each pass instead, without waiting again, until
+// its watch syncs; a list that fails fails the pass, as without watches.
 const syncTimeout = 30 * time.Second
 
 // hostWatch keeps the host's index in watches: one informer per kind that raas renders,
@@ -126,6 +128,7 @@ type kindWatch struct {
 	gvk      schema.GroupVersionKind
 	informer cache.SharedIndexInformer
 	full     bool
+	waited   atomic.Bool // a pass has waited syncTimeout for it
 }
 
 func newHostWatch(ctx context.Context, cfg *rest.Config, mapper meta.RESTMapper, changed func(string)) (*hostWatch, error) {
@@ -190,8 +193,7 @@ func (r *Reconciler) hostIndex(ctx context.Context, kinds []schema.GroupVersionK
 // server does not serve is left out, as buildIndex leaves it out; a kind whose watch does
 // not sync in time is listed.
 func (w *hostWatch) index(ctx context.Context, c client.Client, kinds []schema.GroupVersionKind) (*liveIndex, error) {
-	x := newLiveIndex()
-	var listed []schema.GroupVersionKind
+	var watched []*kindWatch
 	for _, gvk := range kinds {
 		kw, err := w.kind(gvk)
 		if meta.IsNoMatchError(err) {
@@ -200,8 +202,14 @@ func (w *hostWatch) index(ctx context.Context, c client.Client, kinds []schema.G
 		if err != nil {
 			return nil, fmt.Errorf("watch %s: %w", gvk.GroupKind(), err)
 		}
-		if !w.synced(ctx, kw) {
-			listed = append(listed, gvk)
+		watched = append(watched, kw)
+	}
+	waitSynced(ctx, watched)
+	x := newLiveIndex()
+	var listed []schema.GroupVersionKind
+	for _, kw := range watched {
+		if !kw.informer.HasSynced() {
+			listed = append(listed, kw.gvk)
 			continue
 		}
 		for _, item := range kw.informer.GetStore().List() {
@@ -216,6 +224,26 @@ func (w *hostWatch) index(ctx context.Context, c client.Client, kinds []schema.G
 		x.merge(more)
 	}
 	return x, nil
+}
+
+// waitSynced waits up to syncTimeout for the watches that have neither synced nor been
+// waited for before.
+func waitSynced(ctx context.Context, kws []*kindWatch) {
+	var pending []cache.InformerSynced
+	for _, kw := range kws {
+		if !kw.informer.HasSynced() && !kw.waited.Load() {
+			pending = append(pending, kw.informer.HasSynced)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	cache.WaitForCacheSync(ctx.Done(), pending...)
+	for _, kw := range kws {
+		kw.waited.Store(true)
+	}
 }
 
 // kind returns the watch of gvk's kind, started on first use.
@@ -281,15 +309,6 @@ func (w *hostWatch) kind(gvk schema.GroupVersionKind) (*kindWatch, error) {
 	go kw.informer.RunWithContext(w.ctx)
 	w.kinds[gvk.GroupKind()] = kw
 	return kw, nil
-}
-
-func (w *hostWatch) synced(ctx context.Context, kw *kindWatch) bool {
-	if kw.informer.HasSynced() {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	return cache.WaitForCacheSync(ctx.Done(), kw.informer.HasSynced)
 }
 
 // trim keeps what the index reads of an object: its metadata without managedFields and,

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -218,5 +219,62 @@ func TestWatch(t *testing.T) {
 	}
 	if got := quotaCPU(t, host.Client, ns); got != cpu {
 		t.Errorf("quota cpu after the pass = %s, want %s as before", got, cpu)
+	}
+}
+
+// TestWatchUnsynced runs passes on a Reconciler whose watches can never list: the API
+// server refuses them, as it refuses raas's watches when its RBAC predates them. The first
+// pass waits for the watches once, for all kinds together, and then lists; the next one
+// lists at once. Both apply as they would without watches.
+func TestWatchUnsynced(t *testing.T) {
+	host := testenv.StartHost(t, testenv.DefaultControlPlaneOptions())
+	ensureNamespace(t, host.Client, "volcano-system")
+	repo := exampleRepo(t, "unsynced-")
+	repo.remove("tenants/vision-team.yaml")
+	repo.remove("tenants/vision-team-next.yaml")
+	res := repo.renderOK()
+
+	opts := reconcile.DefaultOptions()
+	opts.InventoryNamespace = host.Namespace(t)
+	opts.VClusterTimeout = 10 * time.Millisecond
+	opts.PollInterval = 100 * time.Millisecond
+	opts.WaitTimeout = 2 * time.Minute
+	// An informer's first list asks for resourceVersion 0 (or streams it by a watch); a
+	// pass's own lists ask for neither.
+	opts.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return testenv.RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			q := req.URL.Query()
+			if req.Method == http.MethodGet && (q.Get("watch") == "true" || q.Get("resourceVersion") == "0") {
+				return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Request: req,
+					Header: http.Header{"Content-Type": []string{"application/json"}},
+					Body: io.NopCloser(strings.NewReader(`{"kind":"Status","apiVersion":"v1","status":"Failure",` +
+						`"reason":"Forbidden","code":403,"message":"watches are refused in this test"}`))}, nil
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	r, err := reconcile.New(host.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Watch(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	apply(t, r, res)
+	first := time.Since(begin)
+	begin = time.Now()
+	out := apply(t, r, res)
+	second := time.Since(begin)
+	t.Logf("first pass %s, second %s", first.Round(time.Millisecond), second.Round(time.Millisecond))
+	if out.Changed() {
+		t.Errorf("the second pass changed something: %s", out.Summary())
+	}
+	// The first pass waits syncTimeout (30 s) once for all its kinds, not once per kind.
+	if first > 2*time.Minute {
+		t.Errorf("the first pass took %s: it waited for the watches kind by kind", first)
+	}
+	if second > 20*time.Second {
+		t.Errorf("the second pass took %s: it waited for the watches again", second)
 	}
 }
