@@ -51,11 +51,25 @@ func (x *liveIndex) merge(y *liveIndex) {
 	maps.Copy(x.owners, y.owners)
 }
 
-func (x *liveIndex) add(ref Ref, apiVersion string, m metav1.Object) {
+// refFor names the object of kind gk that m describes.
+func refFor(gk schema.GroupKind, m metav1.Object) Ref {
+	return Ref{Group: gk.Group, Kind: gk.Kind, Namespace: m.GetNamespace(), Name: m.GetName()}
+}
+
+// add puts the object of kind gvk that m describes into x.
+func (x *liveIndex) add(gvk schema.GroupVersionKind, m metav1.Object) {
+	ref := refFor(gvk.GroupKind(), m)
 	x.versions[ref] = m.GetResourceVersion()
 	_, retained := m.GetAnnotations()[AnnotationRetained]
-	x.owners[ref] = owner{apiVersion: apiVersion, tenant: m.GetLabels()[raasschema.LabelTenant], retained: retained,
-		deleting: m.GetDeletionTimestamp() != nil}
+	x.owners[ref] = owner{apiVersion: gvk.GroupVersion().String(), tenant: m.GetLabels()[raasschema.LabelTenant],
+		retained: retained, deleting: m.GetDeletionTimestamp() != nil}
+}
+
+// addObject puts u, of kind gvk, into x whole, for its health.
+func (x *liveIndex) addObject(gvk schema.GroupVersionKind, u *unstructured.Unstructured) {
+	u.SetGroupVersionKind(gvk)
+	x.add(gvk, u)
+	x.objects[refOf(u)] = u
 }
 
 // healthKinds are listed in full rather than as metadata: their status is the health.
@@ -118,11 +132,7 @@ func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersio
 				list.SetGroupVersionKind(listGVK)
 				if err = c.List(ctx, list, opts...); err == nil {
 					for i := range list.Items {
-						o := &list.Items[i]
-						o.SetGroupVersionKind(gvk)
-						ref := refOf(o)
-						x.add(ref, gvk.GroupVersion().String(), o)
-						x.objects[ref] = o
+						x.addObject(gvk, &list.Items[i])
 					}
 					next = list.GetContinue()
 				}
@@ -131,9 +141,7 @@ func buildIndex(ctx context.Context, c client.Client, kinds []schema.GroupVersio
 				list.SetGroupVersionKind(listGVK)
 				if err = c.List(ctx, list, opts...); err == nil {
 					for i := range list.Items {
-						m := &list.Items[i]
-						ref := Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}
-						x.add(ref, gvk.GroupVersion().String(), m)
+						x.add(gvk, &list.Items[i])
 					}
 					next = list.Continue
 				}

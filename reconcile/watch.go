@@ -283,8 +283,7 @@ func (w *hostWatch) kind(gvk schema.GroupVersionKind) (*kindWatch, error) {
 		if deleted {
 			rv = ""
 		}
-		w.observe(Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.GetNamespace(), Name: m.GetName()}, rv,
-			m.GetLabels()[raasschema.LabelTenant])
+		w.observe(refFor(gvk.GroupKind(), m), rv, m.GetLabels()[raasschema.LabelTenant])
 	}
 	_, err = kw.informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
@@ -345,16 +344,11 @@ func trimForHealth(u *unstructured.Unstructured) *unstructured.Unstructured {
 
 // add puts one object of the watch's store into x.
 func (kw *kindWatch) add(x *liveIndex, item any) {
-	gvk := kw.gvk
 	switch o := item.(type) {
 	case *metav1.PartialObjectMetadata:
-		x.add(Ref{Group: gvk.Group, Kind: gvk.Kind, Namespace: o.Namespace, Name: o.Name}, gvk.GroupVersion().String(), o)
+		x.add(kw.gvk, o)
 	case *unstructured.Unstructured:
-		// The store's object is shared: the index hands out a copy with the rendered kind.
-		u := o.DeepCopy()
-		u.SetGroupVersionKind(gvk)
-		ref := refOf(u)
-		x.add(ref, gvk.GroupVersion().String(), u)
-		x.objects[ref] = u
+		// The store's object is shared: the index holds a copy, with the rendered kind.
+		x.addObject(kw.gvk, o.DeepCopy())
 	}
 }

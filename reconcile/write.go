@@ -52,7 +52,7 @@ func (w clusterWriter) apply(ctx context.Context, lv *level, u *unstructured.Uns
 func (w clusterWriter) delete(ctx context.Context, lv *level, m *metav1.PartialObjectMetadata) error {
 	uid := m.GetUID()
 	if lv.target == render.Host {
-		w.r.hostWatching().wrote(Ref{Group: m.GroupVersionKind().Group, Kind: m.Kind, Namespace: m.Namespace, Name: m.Name}, "")
+		w.r.hostWatching().wrote(refFor(m.GroupVersionKind().GroupKind(), m), "")
 	}
 	return lv.client.Delete(ctx, m, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 }
