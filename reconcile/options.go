@@ -93,8 +93,31 @@ type Input struct {
 	FetchErr error
 	// Only, when set, limits the pass to these tenants: the others are neither read nor
 	// written nor reported. The platform objects, tenants being removed, tenants whose
-	// file is broken and tenants whose inventory is rebuilt are always in the pass, and removals are still weighed against every
-	// tenant (MaxDeleteShare). A long-running raas passes the tenants that changed, and
-	// every tenant now and then to put drift back.
+	// file is broken and tenants whose inventory is rebuilt are always in the pass, and
+	// removals are still weighed against every tenant (MaxDeleteShare). A long-running
+	// raas passes the tenants that changed, and every tenant now and then to put drift
+	// back.
 	Only map[string]bool
+	// Owns, when set, leaves out of the pass every tenant it says no to, whatever Only
+	// says: those are another replica's (see daemon/shard). Removals are still weighed
+	// against every tenant.
+	Owns func(tenant string) bool
+	// SkipPlatform leaves the platform-wide objects to another replica.
+	SkipPlatform bool
+	// Fence, when set, is asked before each write the pass makes for a tenant (tenant ""
+	// for the platform objects): to its objects on the host and inside its vcluster, and
+	// to its inventory. The write goes ahead only if Fence returns nil, and is given
+	// FenceTimeout to land; otherwise that tenant's writes stop and the tenant is
+	// reported with the error. A sharded raas fences with its membership in the ring, so
+	// that a replica that may have lost a tenant writes nothing more of it.
+	Fence        func(tenant string) error
+	FenceTimeout time.Duration
+}
+
+// owns reports whether the pass may cover the tenant called name at all.
+func (in Input) owns(name string) bool { return in.Owns == nil || in.Owns(name) }
+
+// covers reports whether the pass covers the rendered tenant called name.
+func (in Input) covers(name string) bool {
+	return in.owns(name) && (in.Only == nil || in.Only[name])
 }

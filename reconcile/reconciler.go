@@ -99,7 +99,7 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 	if res == nil || res.Repo == nil {
 		return nil, errors.New("no rendered checkout: nothing applied, nothing pruned")
 	}
-	p := &pass{in: in, w: clusterWriter{r}, dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{},
+	p := &pass{in: in, w: fenced(clusterWriter{r}, in), dryRun: dryRun, platform: res.Repo.Platform, kept: map[string]string{},
 		vclusterDeadline: r.now().Add(r.opts.VClusterTimeout)}
 	if dryRun {
 		p.w = dryWriter{}
@@ -112,7 +112,7 @@ func (r *Reconciler) begin(ctx context.Context, in Input, dryRun bool) (*pass, e
 
 	objs := [][]*render.Object{res.Platform}
 	for _, out := range res.Tenants {
-		if in.Only == nil || in.Only[out.Tenant] {
+		if in.covers(out.Tenant) {
 			objs = append(objs, out.Host)
 		}
 	}
@@ -169,13 +169,13 @@ func (p *pass) tenantNames() []string {
 	seen := map[string]bool{}
 	var names []string
 	add := func(n string) {
-		if !seen[n] {
+		if !seen[n] && p.in.owns(n) {
 			seen[n] = true
 			names = append(names, n)
 		}
 	}
 	for _, out := range p.in.Render.Tenants {
-		if p.in.Only == nil || p.in.Only[out.Tenant] {
+		if p.in.covers(out.Tenant) {
 			add(out.Tenant)
 		}
 	}
@@ -205,10 +205,12 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 		res.Errors = append(res.Errors, errors.New("the platform config is invalid: nothing applied, nothing pruned"))
 		return res
 	}
-	platform, err := r.reconcilePlatform(ctx, p)
-	res.Entries = append(res.Entries, platform...)
-	if err != nil {
-		res.Errors = append(res.Errors, err)
+	if !p.in.SkipPlatform {
+		platform, err := r.reconcilePlatform(withTenant(ctx, ""), p)
+		res.Entries = append(res.Entries, platform...)
+		if err != nil {
+			res.Errors = append(res.Errors, err)
+		}
 	}
 
 	outputs := map[string]*render.Output{}
@@ -223,6 +225,7 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 		wg.Go(func() {
 			for i := range next {
 				name := names[i]
+				ctx := withTenant(ctx, name)
 				switch {
 				case outputs[name] != nil:
 					runs[i] = r.reconcileTenant(ctx, p, outputs[name])

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -106,3 +107,90 @@ func (dryWriter) remove(context.Context, *inventory) error { return nil }
 func (dryWriter) sleep(context.Context, string) error { return nil }
 
 func (dryWriter) forget(string, string) {}
+
+// tenantKey carries, in a context, the tenant whose share of a pass it is ("" for the
+// platform objects), for the fence.
+type tenantKey struct{}
+
+func withTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+func tenantOf(ctx context.Context) string {
+	tenant, _ := ctx.Value(tenantKey{}).(string)
+	return tenant
+}
+
+// fenced returns w, or, when in has a Fence, w with every write to a cluster asking the
+// fence first for the tenant the context names (Input.Fence).
+func fenced(w writer, in Input) writer {
+	if in.Fence == nil {
+		return w
+	}
+	return fencedWriter{writer: w, fence: in.Fence, timeout: in.FenceTimeout}
+}
+
+// fencedWriter asks the fence before each write, and bounds the write by the timeout.
+type fencedWriter struct {
+	writer
+	fence   func(tenant string) error
+	timeout time.Duration
+}
+
+// check asks the fence for the tenant of ctx and returns the context the write is given.
+func (w fencedWriter) check(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := w.fence(tenantOf(ctx)); err != nil {
+		return nil, nil, err
+	}
+	if w.timeout <= 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		return ctx, cancel, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	return ctx, cancel, nil
+}
+
+func (w fencedWriter) apply(ctx context.Context, lv *level, u *unstructured.Unstructured) error {
+	ctx, cancel, err := w.check(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return w.writer.apply(ctx, lv, u)
+}
+
+func (w fencedWriter) delete(ctx context.Context, lv *level, m *metav1.PartialObjectMetadata) error {
+	ctx, cancel, err := w.check(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return w.writer.delete(ctx, lv, m)
+}
+
+func (w fencedWriter) store(ctx context.Context, inv *inventory) error {
+	ctx, cancel, err := w.check(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return w.writer.store(ctx, inv)
+}
+
+func (w fencedWriter) remove(ctx context.Context, inv *inventory) error {
+	ctx, cancel, err := w.check(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return w.writer.remove(ctx, inv)
+}
+
+func (w fencedWriter) sleep(ctx context.Context, namespace string) error {
+	ctx, cancel, err := w.check(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	return w.writer.sleep(ctx, namespace)
+}
