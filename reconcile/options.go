@@ -112,6 +112,12 @@ type Input struct {
 	// that a replica that may have lost a tenant writes nothing more of it.
 	Fence        func(tenant string) error
 	FenceTimeout time.Duration
+	// Evict names tenants whose file places them on another host cluster, where they are
+	// now Ready, with that cluster's name: they are removed from this one as if their
+	// file were gone (their data volumes kept as retainData says), and do not count
+	// against MaxDeleteShare, since nothing is lost. A tenant placed elsewhere and not
+	// in Evict is left here as it is.
+	Evict map[string]string
 }
 
 // owns reports whether the pass may cover the tenant called name at all.

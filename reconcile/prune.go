@@ -57,14 +57,17 @@ func (r *Reconciler) removals(p *pass) ([]string, error) {
 	for _, rej := range repo.Rejected {
 		present[rej.Name] = true
 	}
-	var removed []string
+	var removed, evicted []string
 	for _, name := range p.invs.names() {
-		if !present[name] {
+		switch {
+		case !present[name]:
 			removed = append(removed, name)
+		case p.in.Evict[name] != "":
+			evicted = append(evicted, name)
 		}
 	}
 	if len(removed) == 0 || p.pruneBlocked != "" || r.opts.AllowMassDelete {
-		return removed, nil
+		return append(removed, evicted...), nil
 	}
 	known := len(p.invs.tenants)
 	allowed := max(1, int(math.Floor(r.opts.MaxDeleteShare*float64(known)+1e-9)))
@@ -72,9 +75,9 @@ func (r *Reconciler) removals(p *pass) ([]string, error) {
 	case len(repo.Tenants)+len(repo.Rejected) == 0:
 		return removed, &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed, Empty: true}
 	case len(removed) > allowed:
-		return removed, &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed}
+		return append(removed, evicted...), &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed}
 	}
-	return removed, nil
+	return append(removed, evicted...), nil
 }
 
 // removeTenant prunes a tenant whose file is gone, or says why it does not.
@@ -82,13 +85,17 @@ func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) 
 	name := inv.Tenant
 	st := p.tenantResult(name)
 	st.File, st.Change, st.Before = inv.File, TenantRemoved, inv.Quota
+	gone := "tenant file removed"
+	if to := p.in.Evict[name]; to != "" {
+		gone = "moved to cluster " + to
+	}
 	switch {
-	case p.removeErr != nil:
+	case p.removeErr != nil && p.in.Evict[name] == "":
 		st.Health, st.Reason, st.After = HealthFailed, p.removeErr.Error(), inv.Quota
-		return tenantRun{result: st, entries: keepObjects(inv, name, "tenant file removed; not pruned: mass deletion refused")}
+		return tenantRun{result: st, entries: keepObjects(inv, name, gone+"; not pruned: mass deletion refused")}
 	case p.pruneBlocked != "":
-		st.Health, st.Reason, st.After = HealthProgressing, "tenant file removed; not pruned: "+p.pruneBlocked, inv.Quota
-		return tenantRun{result: st, entries: keepObjects(inv, name, "tenant file removed; not pruned: "+p.pruneBlocked)}
+		st.Health, st.Reason, st.After = HealthProgressing, gone+"; not pruned: "+p.pruneBlocked, inv.Quota
+		return tenantRun{result: st, entries: keepObjects(inv, name, gone+"; not pruned: "+p.pruneBlocked)}
 	}
 
 	host := r.hostLevel(p)
@@ -112,7 +119,7 @@ func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) 
 		}
 	}
 
-	st.Health, st.Reason = HealthRemoved, "tenant file removed; objects pruned"
+	st.Health, st.Reason = HealthRemoved, gone+"; objects pruned"
 	for _, e := range pruned {
 		if e.Action == Retained {
 			st.Reason += fmt.Sprintf("; namespace %s kept with the vcluster's data volumes", e.Name)

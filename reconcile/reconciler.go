@@ -185,9 +185,15 @@ func (p *pass) tenantNames() []string {
 	for _, n := range p.removed {
 		add(n)
 	}
+	rendered := map[string]bool{}
+	for _, out := range p.in.Render.Tenants {
+		rendered[out.Tenant] = true
+	}
 	for _, rb := range p.rebuilt {
-		if rb.Tenant != "" && p.invs.tenants[rb.Tenant] != nil {
-			add(rb.Tenant) // its rebuilt inventory is stored by its pass
+		// Its rebuilt inventory is stored by its pass; a tenant placed on another
+		// cluster (not rendered here, nor removed) is left alone.
+		if rb.Tenant != "" && p.invs.tenants[rb.Tenant] != nil && rendered[rb.Tenant] {
+			add(rb.Tenant)
 		}
 	}
 	slices.Sort(names)
@@ -231,7 +237,7 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 					runs[i] = r.reconcileTenant(ctx, p, outputs[name])
 				case p.kept[name] != "":
 					runs[i] = r.keepTenant(p, name)
-				default:
+				case slices.Contains(p.removed, name):
 					runs[i] = r.removeTenant(ctx, p, p.invs.tenants[name])
 				}
 			}
@@ -243,6 +249,9 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	close(next)
 	wg.Wait()
 	for _, run := range runs {
+		if run.result.Name == "" {
+			continue
+		}
 		res.Entries = append(res.Entries, run.entries...)
 		res.Tenants = append(res.Tenants, run.result)
 		if run.rebuiltVirtual > 0 {

@@ -76,6 +76,9 @@ func (r Ref) String() string {
 
 // Entry is one object's line in a Result.
 type Entry struct {
+	// Cluster is the host cluster of a fleet the entry is for (raas.yaml's
+	// spec.clusters); empty when the platform declares none.
+	Cluster string
 	// Tenant owns the object; empty for the platform-wide objects.
 	Tenant string
 	// Target is the cluster the object lives in: the host or the tenant's vcluster.
@@ -142,6 +145,9 @@ const (
 // TenantResult is one tenant's outcome of a pass.
 type TenantResult struct {
 	Name string
+	// Cluster is the host cluster the tenant is placed on, when the platform declares
+	// clusters; MovingFrom the cluster it still runs on until it is Ready on Cluster.
+	Cluster, MovingFrom string
 	// File is the tenant's file in the repository, or the file it was last applied from.
 	File string
 	// Namespace is the tenant's namespace on the host, and Queue its Volcano queue.
@@ -182,6 +188,9 @@ type Result struct {
 	// Rebuilt are the inventories that were deleted or damaged by hand and that the pass
 	// rebuilt from the live objects' labels.
 	Rebuilt []Rebuilt
+	// Clusters are the host clusters of a fleet the result covers, in the order the
+	// platform declares them; empty for one host.
+	Clusters []string
 	// HeldBack is why the newest revision is not the one applied (Input.FetchErr): it
 	// could not be fetched, or its head commit is not signed by a trusted key. Nil when
 	// Revision is the newest.
@@ -306,4 +315,14 @@ func (e *MassDeleteError) Error() string {
 	return fmt.Sprintf("refusing to remove %d of %d tenants in one pass (%s), more than the %d allowed; "+
 		"if that is intended, allow mass deletion (--allow-mass-delete)",
 		len(e.Tenants), e.Known, strings.Join(e.Tenants, ", "), e.Allowed)
+}
+
+// OnCluster returns the part of a fleet's result that is about one cluster: its entries
+// and the tenants placed on it.
+func (r *Result) OnCluster(cluster string) *Result {
+	part := *r
+	part.Clusters = nil
+	part.Entries = slices.DeleteFunc(slices.Clone(r.Entries), func(e Entry) bool { return e.Cluster != cluster })
+	part.Tenants = slices.DeleteFunc(slices.Clone(r.Tenants), func(t TenantResult) bool { return t.Cluster != cluster })
+	return &part
 }

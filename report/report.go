@@ -37,6 +37,9 @@ func WriteEntries(w io.Writer, res *reconcile.Result, all bool) error {
 		if scope == "" {
 			scope = "(platform)"
 		}
+		if e.Cluster != "" {
+			scope = e.Cluster + "\t" + scope
+		}
 		line := fmt.Sprintf("%s\t%s\t%s\t%s", scope, e.Target, e.Ref, e.Action)
 		if e.Reason != "" {
 			line += "\t" + e.Reason
@@ -48,6 +51,9 @@ func WriteEntries(w io.Writer, res *reconcile.Result, all bool) error {
 	}
 	for _, t := range res.Tenants {
 		line := fmt.Sprintf("tenant %s: %s", t.Name, t.Health)
+		if t.Cluster != "" {
+			line = fmt.Sprintf("tenant %s on cluster %s: %s", t.Name, t.Cluster, t.Health)
+		}
 		if t.Reason != "" {
 			line += ": " + t.Reason
 		}
@@ -75,7 +81,27 @@ func writeProblems(w io.Writer, res *reconcile.Result) error {
 // WriteDiff writes what a diff found, grouped by tenant: one line per object that would
 // change or be skipped, with the unified diff of each changed host object, and one line
 // per tenant that would not change.
+//
+// A fleet's diff is grouped by cluster: each cluster's platform objects and the tenants
+// placed on it, a moved tenant under its new cluster with the one it moves from.
 func WriteDiff(w io.Writer, res *reconcile.Result) error {
+	if len(res.Clusters) == 0 {
+		writeDiffPart(w, res)
+		return writeProblems(w, res)
+	}
+	for _, c := range res.Clusters {
+		fmt.Fprintf(w, "cluster %s:\n", c)
+		writeDiffPart(&indented{w: w}, res.OnCluster(c))
+	}
+	if placed := res.OnCluster(""); len(placed.Tenants) > 0 {
+		fmt.Fprintln(w, "not placed:")
+		writeDiffPart(&indented{w: w}, placed)
+	}
+	return writeProblems(w, res)
+}
+
+// writeDiffPart writes the platform's and each tenant's lines of one host's diff.
+func writeDiffPart(w io.Writer, res *reconcile.Result) {
 	if es := res.Select("", ""); notable(es) > 0 {
 		fmt.Fprintln(w, "platform:")
 		writeDiffEntries(w, es)
@@ -86,6 +112,9 @@ func WriteDiff(w io.Writer, res *reconcile.Result) error {
 		if t.File != "" {
 			head += fmt.Sprintf(" (%s)", t.File)
 		}
+		if t.MovingFrom != "" {
+			head += fmt.Sprintf(" moves from cluster %s", t.MovingFrom)
+		}
 		if notable(es) == 0 && t.Health != reconcile.HealthFailed {
 			fmt.Fprintf(w, "%s: no changes\n", head)
 			continue
@@ -94,9 +123,35 @@ func WriteDiff(w io.Writer, res *reconcile.Result) error {
 		if t.Health == reconcile.HealthFailed || (t.Change == reconcile.TenantRemoved && t.Health != reconcile.HealthRemoved) {
 			fmt.Fprintf(w, "  %s\n", t.Reason)
 		}
+		if t.MovingFrom != "" {
+			fmt.Fprintf(w, "  stays on cluster %s until it is Ready here, then is removed there (its data volume kept as retainData says)\n", t.MovingFrom)
+		}
 		writeDiffEntries(w, es)
 	}
-	return writeProblems(w, res)
+}
+
+// indented indents every line written through it by two spaces.
+type indented struct {
+	w    io.Writer
+	tail bool // the last write ended mid-line
+}
+
+func (in *indented) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if line == "" {
+			continue
+		}
+		if !in.tail {
+			b.WriteString("  ")
+		}
+		b.WriteString(line)
+		in.tail = !strings.HasSuffix(line, "\n")
+	}
+	if _, err := io.WriteString(in.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // changes counts the entries that write, or failed.
@@ -168,33 +223,47 @@ func WriteMarkdown(w io.Writer, res *reconcile.Result) error {
 		fmt.Fprintf(&b, "> [!WARNING]\n> Profile `%s` is deprecated; still used by: %s.\n\n", ref, strings.Join(res.Deprecated[ref], ", "))
 	}
 
-	b.WriteString("| Tenant | Profile | Change | Health | Create | Update | Delete |\n| --- | --- | --- | --- | ---: | ---: | ---: |\n")
-	platform := res.Select("", "")
-	if changes(platform) > 0 {
-		c, u, d := tally(platform)
-		fmt.Fprintf(&b, "| _platform_ | | changed | | %d | %d | %d |\n", c, u, d)
+	// A fleet's tenants and quota are shown cluster by cluster.
+	type part struct {
+		title string
+		res   *reconcile.Result
 	}
-	for _, t := range res.Tenants {
-		c, u, d := tally(res.Select(t.Name, ""))
-		health := ""
-		if t.Health == reconcile.HealthFailed {
-			health = "Failed: " + escapeCell(t.Reason)
+	parts := []part{{"", res}}
+	if len(res.Clusters) > 0 {
+		parts = nil
+		for _, c := range res.Clusters {
+			parts = append(parts, part{fmt.Sprintf("Cluster `%s`", c), res.OnCluster(c)})
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %d | %d | %d |\n", t.Name, profileCell(t), t.Change, health, c, u, d)
+		if placed := res.OnCluster(""); len(placed.Tenants) > 0 {
+			parts = append(parts, part{"Not placed", placed})
+		}
+	}
+	for _, pt := range parts {
+		if pt.title != "" {
+			fmt.Fprintf(&b, "### %s\n\n", pt.title)
+		}
+		writeTenantTable(&b, pt.res)
+		b.WriteString("\n")
 	}
 
-	before, after := res.Totals()
-	b.WriteString("\n### Quota\n\n| | Before | After | Change |\n| --- | ---: | ---: | ---: |\n")
-	for _, row := range []struct {
-		name          string
-		before, after *resource.Quantity
-	}{
-		{"CPU", before.CPU, after.CPU},
-		{"Memory", before.Memory, after.Memory},
-		{"GPUs", before.GPU, after.GPU},
-		{"Guaranteed GPUs", before.GuaranteedGPU, after.GuaranteedGPU},
-	} {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.name, quantity(row.before), quantity(row.after), delta(row.before, row.after))
+	b.WriteString("### Quota\n\n| | Before | After | Change |\n| --- | ---: | ---: | ---: |\n")
+	for _, pt := range parts {
+		before, after := pt.res.Totals()
+		suffix := ""
+		if pt.title != "" {
+			suffix = ", " + strings.TrimPrefix(pt.title, "Cluster ")
+		}
+		for _, row := range []struct {
+			name          string
+			before, after *resource.Quantity
+		}{
+			{"CPU", before.CPU, after.CPU},
+			{"Memory", before.Memory, after.Memory},
+			{"GPUs", before.GPU, after.GPU},
+			{"Guaranteed GPUs", before.GuaranteedGPU, after.GuaranteedGPU},
+		} {
+			fmt.Fprintf(&b, "| %s%s | %s | %s | %s |\n", row.name, suffix, quantity(row.before), quantity(row.after), delta(row.before, row.after))
+		}
 	}
 
 	b.WriteString("\n### Objects to delete\n\n")
@@ -242,6 +311,28 @@ func WriteMarkdown(w io.Writer, res *reconcile.Result) error {
 	return err
 }
 
+// writeTenantTable writes a row for the platform, if it changes, and one per tenant.
+func writeTenantTable(b *strings.Builder, res *reconcile.Result) {
+	b.WriteString("| Tenant | Profile | Change | Health | Create | Update | Delete |\n| --- | --- | --- | --- | ---: | ---: | ---: |\n")
+	platform := res.Select("", "")
+	if changes(platform) > 0 {
+		c, u, d := tally(platform)
+		fmt.Fprintf(b, "| _platform_ | | changed | | %d | %d | %d |\n", c, u, d)
+	}
+	for _, t := range res.Tenants {
+		c, u, d := tally(res.Select(t.Name, ""))
+		health := ""
+		if t.Health == reconcile.HealthFailed {
+			health = "Failed: " + escapeCell(t.Reason)
+		}
+		change := string(t.Change)
+		if t.MovingFrom != "" {
+			change += fmt.Sprintf(" (moves from `%s`)", t.MovingFrom)
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %d | %d | %d |\n", t.Name, profileCell(t), change, health, c, u, d)
+	}
+}
+
 func tally(es []reconcile.Entry) (create, update, del int) {
 	for _, e := range es {
 		switch e.Action {
@@ -257,10 +348,14 @@ func tally(es []reconcile.Entry) (create, update, del int) {
 }
 
 func scopeOf(e reconcile.Entry) string {
-	if e.Tenant == "" {
-		return "_platform_"
+	scope := "_platform_"
+	if e.Tenant != "" {
+		scope = "`" + e.Tenant + "`"
 	}
-	return "`" + e.Tenant + "`"
+	if e.Cluster != "" {
+		scope += " on `" + e.Cluster + "`"
+	}
+	return scope
 }
 
 func quantity(q *resource.Quantity) string {
