@@ -20,6 +20,7 @@ const (
 	DefaultHostKubernetes   = "v1.33.0"
 	DefaultHostServiceCIDR  = "10.96.0.0/12"
 	DefaultSystemNamespace  = "raas-system"
+	DefaultKubeconfigKey    = "kubeconfig"
 )
 
 // DefaultVClusterStorage is the size of a virtual control plane's data volume.
@@ -43,6 +44,11 @@ func (p *Platform) Default() {
 	for i := range s.GPU.Pools {
 		pool := &s.GPU.Pools[i]
 		pool.NodeGroup = or(pool.NodeGroup, pool.Name)
+	}
+	for i := range s.Clusters {
+		if kc := s.Clusters[i].Kubeconfig; kc != nil {
+			kc.Key = or(kc.Key, DefaultKubeconfigKey)
+		}
 	}
 	d := &s.Defaults
 	d.PodSecurity = or(d.PodSecurity, DefaultPodSecurity)

@@ -84,13 +84,14 @@ func gpuCount() *jsonschema.Schema {
 	}
 }
 
-// dnsLabel is the pattern of a DNS-1123 label, which tenant names must be.
+// dnsLabel is the pattern of a DNS-1123 label, which tenant and cluster names must be.
 const dnsLabel = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 
 // refine adds to the reflected schema what raas checks and struct tags cannot say: the
 // document's apiVersion and kind; for a Tenant, the name's pattern and length and the
-// rule that only a sandbox may leave out owners (it inherits its parent's); and whole GPU
-// counts wherever a quantity is called gpu.
+// rule that only a sandbox may leave out owners (it inherits its parent's); for a
+// Platform, the pattern and length of cluster names; and whole GPU counts wherever a
+// quantity is called gpu.
 func refine(s *jsonschema.Schema, kind string) error {
 	for name, v := range map[string]string{"apiVersion": APIVersion, "kind": kind} {
 		p, ok := s.Properties.Get(name)
@@ -118,6 +119,18 @@ func refine(s *jsonschema.Schema, kind string) error {
 		spec.If = &jsonschema.Schema{Required: []string{"sandbox"}}
 		spec.Then = &jsonschema.Schema{}
 		spec.Else = &jsonschema.Schema{Required: []string{"owners"}}
+	}
+	if kind == KindPlatform {
+		cluster := s.Definitions["Cluster"]
+		if cluster == nil {
+			return fmt.Errorf("no Cluster definition")
+		}
+		name, ok := cluster.Properties.Get("name")
+		if !ok {
+			return fmt.Errorf("Cluster has no name")
+		}
+		maxLen := uint64(63)
+		name.Pattern, name.MaxLength = dnsLabel, &maxLen
 	}
 	for _, def := range s.Definitions {
 		wholeGPUs(def)

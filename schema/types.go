@@ -68,6 +68,12 @@ type TenantSpec struct {
 	// Sandbox makes this tenant a short-lived copy of another, to try a change before it
 	// is rolled out. It inherits the other tenant's spec, except what it sets itself.
 	Sandbox *Sandbox `json:"sandbox,omitempty"`
+	// Cluster names the host cluster, from the platform's spec.clusters, that the tenant
+	// runs on. Without it raas places the tenant by capacity and GPU pool, and it stays
+	// where it was placed. Changing it moves the tenant: it is made Ready on the new
+	// cluster before it is removed from the old one. A sandbox runs on its parent's
+	// cluster and may name no other.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Sandbox declares a tenant a sandbox of another.
@@ -200,7 +206,12 @@ type PlatformSpec struct {
 	// Defaults fill in what a tenant leaves out.
 	Defaults Defaults `json:"defaults,omitempty"`
 	// Capacity is what the cluster can guarantee in total. Tenant guarantees must fit.
+	// With several clusters, it caps the whole fleet, and each cluster's own capacity
+	// caps the tenants placed on it.
 	Capacity Resources `json:"capacity,omitempty"`
+	// Clusters are the host clusters of the fleet, which tenants are placed on. Without
+	// them, raas drives the one cluster it runs in.
+	Clusters []Cluster `json:"clusters,omitempty"`
 	// GPU describes the cluster's GPU pools and sharing modes.
 	GPU GPUPlatform `json:"gpu,omitempty"`
 	// Catalog says where charts and kustomize bases come from.
@@ -211,6 +222,30 @@ type PlatformSpec struct {
 	Network Network `json:"network,omitempty"`
 	// Profiles are the platform's versioned offerings.
 	Profiles []Profile `json:"profiles,omitempty"`
+}
+
+// Cluster is one host cluster of the fleet.
+type Cluster struct {
+	// Name of the cluster, a DNS label such as eu-1. Tenants name it in spec.cluster.
+	Name string `json:"name"`
+	// Kubeconfig is the Secret, in raas's namespace on the cluster raas runs in, holding a
+	// kubeconfig for this cluster. Without it, the cluster is the one raas runs in; at
+	// most one cluster may leave it out.
+	Kubeconfig *SecretKeyRef `json:"kubeconfig,omitempty"`
+	// Capacity is what this cluster can guarantee in total; the guarantees of the tenants
+	// placed on it must fit.
+	Capacity Resources `json:"capacity,omitempty"`
+	// Pools are the platform's GPU pools (by name, from spec.gpu.pools) that this
+	// cluster's nodes form. A pool may span several clusters.
+	Pools []string `json:"pools,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	Name string `json:"name"`
+	// Key in the Secret's data. Defaults to kubeconfig.
+	Key string `json:"key,omitempty"`
 }
 
 // Versions lists the versions tenants may pin.
