@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-		"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/raas-dev/raas/fleet"
@@ -56,7 +56,7 @@ type env struct {
 // request is one request a host received, with when it was sent and answered.
 type request struct {
 	host, method, path, query string
-	start, end         time.Time
+	start, end                time.Time
 }
 
 type requestLog struct {

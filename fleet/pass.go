@@ -338,4 +338,3 @@ func (fp *fleetPass) clusterErr(name string) error {
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
-
