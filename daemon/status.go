@@ -197,6 +197,7 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	st.Phase = phase
 	st.Reason = reasonOf(phase, t)
 	st.Message = t.Reason
+	st.Cluster, st.MovingFrom = t.Cluster, t.MovingFrom
 	st.ObservedRevision = res.Revision
 	if phase == v1alpha1.Ready || phase == v1alpha1.Progressing || phase == v1alpha1.Asleep {
 		st.AppliedRevision = res.Revision

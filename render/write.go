@@ -32,7 +32,7 @@ func Stream(w io.Writer, repoFS fs.FS, repoDir string, opts Options) (*Result, e
 		if err := writePlatform(); err != nil {
 			return err
 		}
-		return WriteStream(w, nil, []*Output{out})
+		return writeStream(w, nil, []*Output{out}, opts.ClusterOf)
 	}
 	res, _, err := c.Render(repoFS, repoDir)
 	if err != nil {
@@ -47,6 +47,11 @@ func Stream(w io.Writer, repoFS fs.FS, repoDir string, opts Options) (*Result, e
 // WriteStream writes the platform objects and each tenant's objects, host first, as one
 // multi-document YAML stream. A comment before each object says where it goes.
 func WriteStream(w io.Writer, platform []*Object, tenants []*Output) error {
+	return writeStream(w, platform, tenants, nil)
+}
+
+// writeStream is WriteStream, naming each tenant's cluster when clusterOf is set.
+func writeStream(w io.Writer, platform []*Object, tenants []*Output, clusterOf func(string) string) error {
 	write := func(scope string, target Target, objs []*Object) error {
 		for _, o := range objs {
 			data, err := o.YAML()
@@ -63,10 +68,14 @@ func WriteStream(w io.Writer, platform []*Object, tenants []*Output) error {
 		return err
 	}
 	for _, t := range tenants {
-		if err := write("tenant="+t.Tenant, Host, t.Host); err != nil {
+		scope := "tenant=" + t.Tenant
+		if clusterOf != nil {
+			scope = "cluster=" + clusterOf(t.Tenant) + " " + scope
+		}
+		if err := write(scope, Host, t.Host); err != nil {
 			return err
 		}
-		if err := write("tenant="+t.Tenant, Virtual, t.Virtual); err != nil {
+		if err := write(scope, Virtual, t.Virtual); err != nil {
 			return err
 		}
 	}
@@ -87,6 +96,24 @@ func WriteDir(dir string, platform []*Object, tenants []*Output) error {
 			if err := writeObjects(filepath.Join(dir, t.Tenant, string(target)), t.Objects(target)); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// WriteClusterDirs writes a fleet's render: under dir/<cluster>/, for each of clusters,
+// what WriteDir writes for the tenants clusterOf places there, and the platform objects,
+// which every cluster gets.
+func WriteClusterDirs(dir string, clusters []string, clusterOf func(string) string, platform []*Object, tenants []*Output) error {
+	for _, c := range clusters {
+		var here []*Output
+		for _, t := range tenants {
+			if clusterOf(t.Tenant) == c {
+				here = append(here, t)
+			}
+		}
+		if err := WriteDir(filepath.Join(dir, c), platform, here); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -32,6 +32,7 @@ const (
 // +kubebuilder:resource:scope=Cluster,shortName=rt
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Cluster",type=string,JSONPath=`.status.cluster`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.appliedRevision`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -67,6 +68,11 @@ type TenantStatus struct {
 	Message string `json:"message,omitempty"`
 	// AppliedRevision is the last revision applied to this tenant successfully.
 	AppliedRevision string `json:"appliedRevision,omitempty"`
+	// Cluster is the host cluster of the fleet the tenant runs on (raas.yaml's
+	// spec.clusters); empty when the platform declares none.
+	Cluster string `json:"cluster,omitempty"`
+	// MovingFrom is the cluster the tenant still runs on while it moves to Cluster.
+	MovingFrom string `json:"movingFrom,omitempty"`
 	// ObservedRevision is the newest revision raas has seen.
 	ObservedRevision string `json:"observedRevision,omitempty"`
 	// LastError is the last error, kept until a pass succeeds.

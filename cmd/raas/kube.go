@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/raas-dev/raas/fleet"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
 )
@@ -46,8 +47,9 @@ func (f *clusterFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.verify, "verify", false, "compare every object with a server-side dry run, even those the inventory shows unchanged")
 }
 
-// reconciler loads the host's kubeconfig and returns a reconciler for it.
-func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
+// reconciler loads the host's kubeconfig and returns the fleet it is home to: that one
+// host, or the clusters the platform config declares.
+func (f *clusterFlags) reconciler() (*fleet.Fleet, error) {
 	// controller-runtime's clients log through a global logger and complain, with a
 	// stack trace, when none is set. raas reports through its results instead.
 	ctrllog.SetLogger(logr.Discard())
@@ -55,7 +57,7 @@ func (f *clusterFlags) reconciler() (*reconcile.Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return reconcile.New(cfg, f.options())
+	return fleet.New(cfg, f.options())
 }
 
 // options are the reconcile options the flags set.

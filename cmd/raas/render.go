@@ -10,6 +10,7 @@ import (
 
 	"github.com/raas-dev/raas/render"
 	"github.com/raas-dev/raas/scheduler"
+	"github.com/raas-dev/raas/schema"
 )
 
 type renderFlags struct {
@@ -41,6 +42,8 @@ still render. It needs no cluster.`,
 			opts.Now = now
 			// To stdout, tenants are written as they render rather than held until the
 			// end; --out and --scheduler need the whole result.
+			clusters, clusterOf := offlinePlacement(cmd, root)
+			opts.ClusterOf = clusterOf
 			stream := !f.scheduler && f.out == ""
 			var res *render.Result
 			var err error
@@ -73,7 +76,13 @@ still render. It needs no cluster.`,
 				}
 				fmt.Fprint(cmd.OutOrStdout(), conf)
 			case f.out != "":
-				if err := render.WriteDir(f.out, res.Platform, res.Tenants); err != nil {
+				write := render.WriteDir
+				if clusterOf != nil {
+					write = func(dir string, platform []*render.Object, tenants []*render.Output) error {
+						return render.WriteClusterDirs(dir, clusters, clusterOf, platform, tenants)
+					}
+				}
+				if err := write(f.out, res.Platform, res.Tenants); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "rendered %d tenant(s) into %s\n", len(res.Tenants), f.out)
@@ -89,4 +98,19 @@ still render. It needs no cluster.`,
 	cmd.Flags().StringVar(&f.out, "out", "", "write one file per object under this directory instead of stdout")
 	cmd.Flags().BoolVar(&f.scheduler, "scheduler", false, "print only the Volcano scheduler configuration (volcano-scheduler.conf)")
 	return cmd
+}
+
+// offlinePlacement places the tenants of a fleet as raas would place them on clusters
+// that run none of them yet, and says so on stderr: a render does not read the clusters,
+// so where a tenant without spec.cluster runs now is unknown (raas diff reads it). It
+// returns nil when the platform declares no clusters or does not load.
+func offlinePlacement(cmd *cobra.Command, root string) ([]string, func(string) string) {
+	repo, err := schema.Load(os.DirFS(root))
+	if err != nil || repo.Platform == nil || len(repo.Platform.Spec.Clusters) == 0 {
+		return nil, nil
+	}
+	placement := schema.Place(repo, nil)
+	fmt.Fprintln(cmd.ErrOrStderr(), "note: tenants without spec.cluster are placed as if no cluster ran them yet; "+
+		"a tenant stays where it runs, which raas diff reads from the clusters")
+	return repo.Platform.ClusterNames(), func(tenant string) string { return placement[tenant] }
 }

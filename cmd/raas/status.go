@@ -66,7 +66,12 @@ ones kubectl get tenants lists) and prints a table, or YAML or JSON with -o.`,
 				return enc.Encode(items)
 			case "", "table":
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TENANT\tPHASE\tREVISION\tSINCE\tMESSAGE")
+				fleet := slices.ContainsFunc(items, func(t v1alpha1.Tenant) bool { return t.Status.Cluster != "" })
+				if fleet {
+					fmt.Fprintln(tw, "TENANT\tCLUSTER\tPHASE\tREVISION\tSINCE\tMESSAGE")
+				} else {
+					fmt.Fprintln(tw, "TENANT\tPHASE\tREVISION\tSINCE\tMESSAGE")
+				}
 				for _, t := range items {
 					since := ""
 					if lt := t.Status.LastTransitionTime; lt != nil {
@@ -76,7 +81,15 @@ ones kubectl get tenants lists) and prints a table, or YAML or JSON with -o.`,
 					if len(rev) > 12 {
 						rev = rev[:12]
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status.Phase, rev, since, firstLine(t.Status.Message))
+					name := t.Name
+					if fleet {
+						cluster := t.Status.Cluster
+						if t.Status.MovingFrom != "" {
+							cluster = t.Status.MovingFrom + "→" + cluster
+						}
+						name += "\t" + cluster
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, t.Status.Phase, rev, since, firstLine(t.Status.Message))
 				}
 				return tw.Flush()
 			}

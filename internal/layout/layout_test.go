@@ -30,6 +30,7 @@ var stages = map[string]int{
 	"reconcile":               6,
 	"bridge":                  7,
 	"report":                  7, // a Result as text, Markdown and JSON
+	"fleet":                   7, // one repository on several host clusters: placement, moves
 	"daemon/statuspage":       8,
 	"daemon/shard":            8, // the ring of replicas: who owns which tenant
 	"daemon":                  9,
