@@ -18,6 +18,9 @@ type Target struct {
 	Tenant, HostNamespace, Queue string
 	// Release is the vcluster release, whose kubeconfig Secret is read from HostNamespace.
 	Release string
+	// Host reaches the host cluster the tenant runs on, for a fleet of several; nil
+	// means the manager's host.
+	Host *rest.Config
 }
 
 // Manager runs one Bridge per target, started and stopped as Sync is told of tenants.
@@ -28,6 +31,30 @@ type Manager struct {
 
 	mu      sync.Mutex
 	running map[string]*runningBridge
+	others  map[*rest.Config]kubernetes.Interface // clients of the other hosts of a fleet
+}
+
+// hostOf returns how to reach the host of t, and a client for it.
+func (m *Manager) hostOf(t Target) (*rest.Config, kubernetes.Interface, error) {
+	if t.Host == nil || t.Host == m.hostConfig {
+		return m.hostConfig, m.host, nil
+	}
+	if cs := m.others[t.Host]; cs != nil {
+		return t.Host, cs, nil
+	}
+	cfg := rest.CopyConfig(t.Host)
+	if m.opts.QPS > 0 {
+		cfg.QPS, cfg.Burst = m.opts.QPS, m.opts.Burst
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("podgroup bridge: host: %w", err)
+	}
+	if m.others == nil {
+		m.others = map[*rest.Config]kubernetes.Interface{}
+	}
+	m.others[t.Host] = cs
+	return t.Host, cs, nil
 }
 
 type runningBridge struct {
@@ -65,7 +92,13 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 	var errs []error
 	for _, t := range targets {
 		want[t.Tenant] = true
-		cfg, digest, err := virtualConfig(ctx, m.host, m.hostConfig, t.HostNamespace, t.Release)
+		hostCfg, hostClient, err := m.hostOf(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.Tenant, err))
+			m.stop(t.Tenant)
+			continue
+		}
+		cfg, digest, err := virtualConfig(ctx, hostClient, hostCfg, t.HostNamespace, t.Release)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: podgroup bridge: %w", t.Tenant, err))
 			m.stop(t.Tenant)
@@ -77,7 +110,7 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 			}
 			m.stop(t.Tenant)
 		}
-		if err := m.start(ctx, t, cfg, digest); err != nil {
+		if err := m.start(ctx, t, hostCfg, cfg, digest); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -89,10 +122,10 @@ func (m *Manager) Sync(ctx context.Context, targets []Target) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) start(ctx context.Context, t Target, virtual *rest.Config, digest string) error {
+func (m *Manager) start(ctx context.Context, t Target, host, virtual *rest.Config, digest string) error {
 	opts := m.opts
 	opts.Tenant, opts.HostNamespace, opts.Queue = t.Tenant, t.HostNamespace, t.Queue
-	b, err := New(m.hostConfig, virtual, opts)
+	b, err := New(host, virtual, opts)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/raas-dev/raas/api/v1alpha1"
 	"github.com/raas-dev/raas/bridge"
+	"github.com/raas-dev/raas/fleet"
 	"github.com/raas-dev/raas/internal/trigger"
 	"github.com/raas-dev/raas/reconcile"
 	"github.com/raas-dev/raas/render"
@@ -80,7 +81,7 @@ type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	rec     *reconcile.Reconciler
+	rec     *fleet.Fleet
 	cache   *render.Cache
 	status  *statusWriter
 	bridges *bridge.Manager
@@ -125,7 +126,7 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 	if opts.Reconcile.Now == nil {
 		opts.Reconcile.Now = now
 	}
-	rec, err := reconcile.New(cfg, opts.Reconcile)
+	rec, err := fleet.New(cfg, opts.Reconcile)
 	if err != nil {
 		return nil, err
 	}
@@ -499,8 +500,12 @@ func (l *Loop) syncBridges(ctx context.Context, log *slog.Logger, res *reconcile
 		if !t.Gang || !virtualReached(res, t.Name) {
 			continue
 		}
+		host := l.rec.Config(t.Cluster)
+		if host == nil {
+			continue // a cluster no pass has reached
+		}
 		targets = append(targets, bridge.Target{
-			Tenant: t.Name, HostNamespace: t.Namespace, Queue: t.Queue, Release: schema.Release(t.Name),
+			Tenant: t.Name, HostNamespace: t.Namespace, Queue: t.Queue, Release: schema.Release(t.Name), Host: host,
 		})
 	}
 	if err := l.bridges.Sync(ctx, targets); err != nil {

@@ -35,6 +35,7 @@ type host struct {
 	// digest identifies the kubeconfig the host was connected with, to reconnect
 	// when its Secret changes; empty for the local cluster.
 	digest   [32]byte
+	cfg      *rest.Config
 	rec      *reconcile.Reconciler
 	watching bool
 }
@@ -87,7 +88,7 @@ func (f *Fleet) connect(ctx context.Context, p *schema.Platform) (map[string]*ho
 
 func (f *Fleet) connectOne(ctx context.Context, c schema.Cluster) (*host, error) {
 	if c.Kubeconfig == nil {
-		return &host{name: c.Name, rec: f.local}, nil
+		return &host{name: c.Name, cfg: f.home, rec: f.local}, nil
 	}
 	key := c.Kubeconfig.Key
 	if key == "" {
@@ -115,7 +116,7 @@ func (f *Fleet) connectOne(ctx context.Context, c schema.Cluster) (*host, error)
 	if err != nil {
 		return nil, err
 	}
-	h := &host{name: c.Name, digest: digest, rec: rec}
+	h := &host{name: c.Name, digest: digest, cfg: cfg, rec: rec}
 	f.hosts[c.Name] = h
 	if f.watch != nil {
 		// A cluster connected after Watch began is watched from now on; a watch that
@@ -125,6 +126,21 @@ func (f *Fleet) connectOne(ctx context.Context, c schema.Cluster) (*host, error)
 		}
 	}
 	return h, nil
+}
+
+// Config returns how to reach the cluster called name once a pass has connected to it,
+// or nil. The cluster raas runs in, and the one host of a platform without clusters
+// (name ""), are always known.
+func (f *Fleet) Config(name string) *rest.Config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h := f.hosts[name]; h != nil {
+		return h.cfg
+	}
+	if name == "" {
+		return f.home
+	}
+	return nil
 }
 
 // watchErrors returns, once, the watches that failed to start.
