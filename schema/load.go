@@ -135,6 +135,7 @@ func LoadAt(fsys fs.FS, now time.Time) (*Repo, error) {
 	slices.SortFunc(repo.Tenants, func(a, b *Tenant) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
 	if repo.Platform != nil {
 		repo.Problems = append(repo.Problems, checkCapacity(repo.Platform, repo.Tenants)...)
+		repo.Problems = append(repo.Problems, checkClusterCapacity(repo.Platform, repo.Tenants, Place(repo, nil))...)
 		repo.Deprecated = deprecatedUse(repo.Platform, repo.Tenants)
 	}
 	repo.Problems.Sort()
@@ -267,31 +268,58 @@ func (t *Tenant) problem(field, format string, args ...any) *Problem {
 	return c.problems[0]
 }
 
-// checkCapacity reports when the tenants' guarantees add up to more than the cluster's
-// declared capacity. It names the tenants and the totals.
+// checkCapacity reports when the tenants' guarantees add up to more than the platform's
+// declared capacity, which caps the whole fleet. It names the tenants and the totals.
 func checkCapacity(p *Platform, tenants []*Tenant) Problems {
 	c := &checker{file: p.Source.File, pos: p.Source.pos}
-	check := func(resourceName string, capacity *resource.Quantity, guarantee func(*Tenant) *resource.Quantity) {
-		if capacity == nil {
-			return
-		}
-		var total resource.Quantity
-		var parts []string
-		for _, t := range tenants {
-			if g := guarantee(t); g != nil && !g.IsZero() {
-				total.Add(*g)
-				parts = append(parts, fmt.Sprintf("%s %s", t.Metadata.Name, g))
-			}
-		}
-		if total.Cmp(*capacity) > 0 {
-			c.errorf("spec.capacity."+resourceName,
-				"over-committed: tenants guarantee %s %s in total but the cluster has %s (%s)",
-				total.String(), resourceName, capacity, strings.Join(parts, ", "))
+	whole := "the cluster"
+	if len(p.Spec.Clusters) > 0 {
+		whole = "the fleet"
+	}
+	for _, r := range placedResources {
+		capacity := r.get(&p.Spec.Capacity)
+		if total, parts := guaranteed(tenants, r.get); capacity != nil && total.Cmp(*capacity) > 0 {
+			c.errorf("spec.capacity."+r.name,
+				"over-committed: tenants guarantee %s %s in total but %s has %s (%s)",
+				total.String(), r.name, whole, capacity, strings.Join(parts, ", "))
 		}
 	}
-	capacity := &p.Spec.Capacity
-	check("gpu", capacity.GPU, func(t *Tenant) *resource.Quantity { return t.Spec.Scheduling.Guarantee.GPU })
-	check("cpu", capacity.CPU, func(t *Tenant) *resource.Quantity { return t.Spec.Scheduling.Guarantee.CPU })
-	check("memory", capacity.Memory, func(t *Tenant) *resource.Quantity { return t.Spec.Scheduling.Guarantee.Memory })
 	return c.problems
+}
+
+// checkClusterCapacity reports each cluster whose capacity the guarantees of the tenants
+// placed on it exceed, naming the tenants and the totals.
+func checkClusterCapacity(p *Platform, tenants []*Tenant, placement Placement) Problems {
+	c := &checker{file: p.Source.File, pos: p.Source.pos}
+	for i, cl := range p.Spec.Clusters {
+		var on []*Tenant
+		for _, t := range tenants {
+			if placement[t.Metadata.Name] == cl.Name {
+				on = append(on, t)
+			}
+		}
+		for _, r := range placedResources {
+			capacity := r.get(&cl.Capacity)
+			if total, parts := guaranteed(on, r.get); capacity != nil && total.Cmp(*capacity) > 0 {
+				c.errorf(fmt.Sprintf("spec.clusters[%d].capacity.%s", i, r.name),
+					"cluster %q is over-committed: tenants guarantee %s %s in total but it has %s (%s)",
+					cl.Name, total.String(), r.name, capacity, strings.Join(parts, ", "))
+			}
+		}
+	}
+	return c.problems
+}
+
+// guaranteed adds up one resource of the tenants' guarantees, and lists each tenant that
+// guarantees some as "NAME AMOUNT".
+func guaranteed(tenants []*Tenant, get func(*Resources) *resource.Quantity) (resource.Quantity, []string) {
+	var total resource.Quantity
+	var parts []string
+	for _, t := range tenants {
+		if g := get(&t.Spec.Scheduling.Guarantee); g != nil && !g.IsZero() {
+			total.Add(*g)
+			parts = append(parts, fmt.Sprintf("%s %s", t.Metadata.Name, g))
+		}
+	}
+	return total, parts
 }

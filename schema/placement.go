@@ -39,15 +39,15 @@ func Place(repo *Repo, where map[string]string) Placement {
 	p := repo.Platform
 	tenants := slices.Clone(repo.Tenants)
 	slices.SortFunc(tenants, func(a, b *Tenant) int { return strings.Compare(a.Metadata.Name, b.Metadata.Name) })
-	valid := map[string]bool{}
+	parents := map[string]bool{} // the tenants that are no sandbox, which sandboxes follow
 	for _, t := range tenants {
-		valid[t.Metadata.Name] = true
+		parents[t.Metadata.Name] = t.Spec.Sandbox == nil
 	}
 	sandboxes := map[string][]*Tenant{}
 	var pinned, free []*Tenant
 	for _, t := range tenants {
 		switch sb := t.Spec.Sandbox; {
-		case sb != nil && valid[sb.Of]:
+		case sb != nil && parents[sb.Of]:
 			sandboxes[sb.Of] = append(sandboxes[sb.Of], t)
 		case p.pinnedCluster(t, where) >= 0:
 			pinned = append(pinned, t)

@@ -175,6 +175,16 @@ func TestPlace(t *testing.T) {
 			want: schema.Placement{"big": "us-1", "p": "eu-1", "a-next": "eu-1"},
 		},
 		{
+			// Validation refuses both; Place still places every tenant it is given.
+			name: "places a sandbox whose parent is missing or a sandbox too as a tenant of its own",
+			tenants: []*schema.Tenant{
+				tenant("orphan", cpus(4), sandboxOf("gone")),
+				tenant("p", cpus(4), on("eu-1"), sandboxOf("q")),
+				tenant("q", cpus(4), sandboxOf("p")),
+			},
+			want: schema.Placement{"orphan": "cpu-1", "p": "eu-1", "q": "cpu-1"},
+		},
+		{
 			name: "breaks ties by declaration order",
 			platform: &schema.Platform{Spec: schema.PlatformSpec{Clusters: []schema.Cluster{
 				{Name: "b-cluster"}, {Name: "a-cluster", Kubeconfig: &schema.SecretKeyRef{Name: "a"}},

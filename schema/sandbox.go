@@ -47,8 +47,9 @@ func (t *Tenant) inheritFrom(parent *Tenant) []string {
 }
 
 // checkSandbox checks a sandbox against its parent and the time now: the parent must be
-// a valid tenant that is not itself a sandbox, and the date must parse. It marks a sandbox
-// past its expiry asleep and returns the expiry problem separately.
+// a valid tenant that is not itself a sandbox, the sandbox may name no other cluster than
+// the parent's, and the date must parse. It marks a sandbox past its expiry asleep and
+// returns the expiry problem separately.
 func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool, now time.Time) (problems Problems, expired *Problem) {
 	c := &checker{file: t.Source.File, pos: t.Source.pos}
 	sb := t.Spec.Sandbox
@@ -59,6 +60,15 @@ func (t *Tenant) checkSandbox(parent *Tenant, parentOK bool, now time.Time) (pro
 		c.errorf("spec.sandbox.of", "%q is itself a sandbox; a sandbox's parent must be a regular tenant", sb.Of)
 	case !parentOK:
 		c.errorf("spec.sandbox.of", "tenant %q does not validate, so its sandbox cannot inherit from it", sb.Of)
+	}
+	// Its quota comes out of its parent's, so a sandbox runs on its parent's cluster: it
+	// inherits the parent's spec.cluster, and may repeat it but name no other.
+	if _, set := t.Source.pos.values["spec.cluster"]; set && parent != nil && t.Spec.Cluster != parent.Spec.Cluster {
+		if parent.Spec.Cluster == "" {
+			c.errorf("spec.cluster", "a sandbox runs on its parent's cluster, and %s names none (raas places it); leave spec.cluster out", sb.Of)
+		} else {
+			c.errorf("spec.cluster", "a sandbox runs on its parent's cluster; %s runs on %q, not %q", sb.Of, parent.Spec.Cluster, t.Spec.Cluster)
+		}
 	}
 	if _, set := t.Source.pos.values["spec.quota.cpu"]; !set {
 		c.errorf("spec.quota", "a sandbox must state its own, small, quota; it is taken out of %s's", sb.Of)

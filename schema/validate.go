@@ -176,6 +176,7 @@ func (p *Platform) Validate() Problems {
 	if w := *s.Scheduler.BinpackGPUWeight; w < 1 || w > 100 {
 		c.errorf("spec.scheduler.binpackGPUWeight", "must be between 1 and 100, got %d", w)
 	}
+	validateClusters(c, p)
 	validateNodeGroups(c, p)
 	validateExtraPlugins(c, p)
 	validateParentQueues(c, p)
@@ -295,7 +296,88 @@ func (t *Tenant) Validate(p *Platform) Problems {
 	for i, ns := range s.Network.AllowFrom {
 		c.dnsLabel(fmt.Sprintf("spec.network.allowFrom[%d]", i), ns, 63)
 	}
+	checkCluster(c, p, t)
 	return c.problems
+}
+
+// checkCluster checks the cluster a tenant names: the platform must declare it, and it
+// must have at least one of the GPU pools the tenant may use, if the tenant has GPUs.
+func checkCluster(c *checker, p *Platform, t *Tenant) {
+	name := t.Spec.Cluster
+	if name == "" {
+		return
+	}
+	cluster := p.Cluster(name)
+	switch {
+	case len(p.Spec.Clusters) == 0:
+		c.errorf("spec.cluster", "the platform declares no clusters (spec.clusters in raas.yaml); leave spec.cluster out")
+		return
+	case cluster == nil:
+		c.errorf("spec.cluster", "%q is not one of the platform's clusters: %s", name, strings.Join(p.ClusterNames(), ", "))
+		return
+	}
+	pools := p.gpuPools(t)
+	if len(pools) == 0 || slices.ContainsFunc(pools, func(pool string) bool { return slices.Contains(cluster.Pools, pool) }) {
+		return
+	}
+	has := "none"
+	if len(cluster.Pools) > 0 {
+		has = strings.Join(cluster.Pools, ", ")
+	}
+	c.errorf("spec.cluster", "cluster %q has none of the GPU pools the tenant may use (%s); its pools: %s",
+		name, strings.Join(pools, ", "), has)
+}
+
+// validateClusters checks the fleet's clusters: unique DNS-label names, kubeconfig
+// Secrets with valid names, at most one cluster without one (the cluster raas runs in),
+// capacities that can be guaranteed, and pools the platform declares.
+func validateClusters(c *checker, p *Platform) {
+	pools := p.PoolNames()
+	seen := map[string]bool{}
+	local := -1 // the cluster without a kubeconfig
+	for i, cl := range p.Spec.Clusters {
+		f := fmt.Sprintf("spec.clusters[%d]", i)
+		c.dnsLabel(f+".name", cl.Name, 63)
+		if seen[cl.Name] && cl.Name != "" {
+			c.errorf(f+".name", "cluster %q is declared twice", cl.Name)
+		}
+		seen[cl.Name] = true
+		switch kc := cl.Kubeconfig; {
+		case kc == nil && local >= 0:
+			c.errorf(f, "cluster %q has no kubeconfig, nor has cluster %q; only one cluster, the one raas runs in, may leave it out",
+				cl.Name, p.Spec.Clusters[local].Name)
+		case kc == nil:
+			local = i
+		case kc.Name == "":
+			c.errorf(f+".kubeconfig.name", "is required")
+		default:
+			for _, msg := range validation.IsDNS1123Subdomain(kc.Name) {
+				c.errorf(f+".kubeconfig.name", "%q is not a valid Secret name: %s", kc.Name, msg)
+			}
+		}
+		if kc := cl.Kubeconfig; kc != nil {
+			for _, msg := range validation.IsConfigMapKey(kc.Key) {
+				c.errorf(f+".kubeconfig.key", "%q is not a valid Secret key: %s", kc.Key, msg)
+			}
+		}
+		for _, r := range placedResources {
+			c.nonNegative(f+".capacity."+r.name, r.get(&cl.Capacity))
+		}
+		c.wholeNumber(f+".capacity.gpu", cl.Capacity.GPU)
+		listed := map[string]bool{}
+		for j, pool := range cl.Pools {
+			fj := fmt.Sprintf("%s.pools[%d]", f, j)
+			switch {
+			case len(pools) == 0:
+				c.errorf(fj, "%q is not a GPU pool: the platform declares none (spec.gpu.pools)", pool)
+			case !slices.Contains(pools, pool):
+				c.errorf(fj, "%q is not one of the platform's GPU pools (spec.gpu.pools): %s", pool, strings.Join(pools, ", "))
+			case listed[pool]:
+				c.errorf(fj, "pool %q is listed twice", pool)
+			}
+			listed[pool] = true
+		}
+	}
 }
 
 // PoolNames lists the platform's GPU pools by name, in declaration order.
