@@ -66,8 +66,10 @@ func FS(n int) fstest.MapFS {
 }
 
 // Write writes the repository of n tenants under dir.
-func Write(dir string, n int) error {
-	for name, body := range Files(n) {
+func Write(dir string, n int) error { return write(dir, Files(n)) }
+
+func write(dir string, files map[string]string) error {
+	for name, body := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("bench repository: %w", err)
