@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -197,29 +196,13 @@ func exists(t *testing.T, cp *testenv.ControlPlane, obj client.Object, namespace
 // controller runs on these hosts.
 func markReady(ctx context.Context, t *testing.T, host, vc client.Client, namespace, release string) {
 	t.Helper()
-	var sts appsv1.StatefulSet
-	if err := host.Get(ctx, client.ObjectKey{Namespace: namespace, Name: release}, &sts); err != nil {
-		t.Fatal(err)
-	}
-	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1,
-		CurrentReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1, CurrentRevision: "r1", UpdateRevision: "r1"}
-	if err := host.Status().Update(ctx, &sts); err != nil {
+	if err := testenv.MarkStatefulSetReady(ctx, host, namespace, release); err != nil {
 		t.Fatal(err)
 	}
 	if vc == nil {
 		return
 	}
-	var dep appsv1.Deployment
-	if err := vc.Get(ctx, client.ObjectKey{Namespace: render.KubeRayNamespace, Name: "kuberay-operator"}, &dep); err != nil {
-		t.Fatal(err)
-	}
-	now := metav1.Now()
-	dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1,
-		ReadyReplicas: 1, AvailableReplicas: 1, Conditions: []appsv1.DeploymentCondition{
-			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-		}}
-	if err := vc.Status().Update(ctx, &dep); err != nil {
+	if err := testenv.MarkDeploymentAvailable(ctx, vc, render.KubeRayNamespace, "kuberay-operator"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -48,6 +48,9 @@ type fleetPass struct {
 	inventoried map[string][]string
 	// held are tenants placed nowhere in this pass, with the reason.
 	held map[string]string
+	// overCommitted are the clusters whose capacity the placement exceeds, though the
+	// offline placement validation checked does not.
+	overCommitted []error
 }
 
 func (f *Fleet) pass(ctx context.Context, in reconcile.Input, dryRun bool) (*reconcile.Result, error) {
@@ -129,6 +132,17 @@ func (f *Fleet) begin(ctx context.Context, in reconcile.Input, dryRun bool) *fle
 		}
 	}
 	fp.placement = schema.Place(in.Render.Repo, fp.where)
+	offline := map[string]bool{}
+	for _, prob := range in.Render.Repo.Problems {
+		offline[prob.Error()] = true
+	}
+	for _, prob := range in.Render.Repo.CheckPlacement(fp.placement).Errors() {
+		if !offline[prob.Error()] {
+			// Validation placed the tenants offline; where they run, the cluster is
+			// over-committed all the same.
+			fp.overCommitted = append(fp.overCommitted, fmt.Errorf("where the tenants run: %w", prob))
+		}
+	}
 	if len(silent) > 0 {
 		// A tenant that may run on a silent cluster is placed nowhere, so that it is
 		// not created a second time elsewhere.
@@ -217,6 +231,7 @@ func (fp *fleetPass) merge(evicted map[string]*reconcile.Result) *reconcile.Resu
 	for _, c := range fp.clusters {
 		out.Clusters = append(out.Clusters, c.name)
 	}
+	out.Errors = append(out.Errors, fp.overCommitted...)
 	rows := map[string]reconcile.TenantResult{}
 	from := map[string]string{} // the cluster each row came from
 	take := func(cluster string, res *reconcile.Result) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,13 +194,7 @@ func TestApply(t *testing.T) {
 	t.Run("reports a tenant Ready once its vcluster and operator are ready", func(t *testing.T) {
 		// No controller runs here, so the statuses are written by hand, as the
 		// StatefulSet and Deployment controllers would.
-		var sts appsv1.StatefulSet
-		if err := host.Client.Get(ctx, client.ObjectKey{Namespace: prefix + last, Name: schema.Release(last)}, &sts); err != nil {
-			t.Fatal(err)
-		}
-		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1,
-			CurrentReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1, CurrentRevision: "r1", UpdateRevision: "r1"}
-		if err := host.Client.Status().Update(ctx, &sts); err != nil {
+		if err := testenv.MarkStatefulSetReady(ctx, host.Client, prefix+last, schema.Release(last)); err != nil {
 			t.Fatal(err)
 		}
 		out := apply(t, r, res)
@@ -209,18 +202,7 @@ func TestApply(t *testing.T) {
 			t.Errorf("with the vcluster ready: %s %s, want Progressing on the KubeRay operator", st.Health, st.Reason)
 		}
 
-		var dep appsv1.Deployment
-		vc := vcs[last]
-		if err := vc.Client.Get(ctx, client.ObjectKey{Namespace: render.KubeRayNamespace, Name: "kuberay-operator"}, &dep); err != nil {
-			t.Fatal(err)
-		}
-		now := metav1.Now()
-		dep.Status = appsv1.DeploymentStatus{ObservedGeneration: dep.Generation, Replicas: 1, UpdatedReplicas: 1,
-			ReadyReplicas: 1, AvailableReplicas: 1, Conditions: []appsv1.DeploymentCondition{
-				{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-			}}
-		if err := vc.Client.Status().Update(ctx, &dep); err != nil {
+		if err := testenv.MarkDeploymentAvailable(ctx, vcs[last].Client, render.KubeRayNamespace, "kuberay-operator"); err != nil {
 			t.Fatal(err)
 		}
 		count.reset()

@@ -232,3 +232,13 @@ func (p *Platform) gpuPools(t *Tenant) []string {
 	}
 	return p.allowedPools(t.Spec.Scheduling.GPU)
 }
+
+// CheckPlacement reports each cluster whose capacity the guarantees of the tenants that
+// placement puts on it exceed. Validation checks the placement of an offline render
+// (Place with no where); a fleet checks the one it applies, where sticky tenants stay.
+func (r *Repo) CheckPlacement(placement Placement) Problems {
+	if r.Platform == nil {
+		return nil
+	}
+	return checkClusterCapacity(r.Platform, r.Tenants, placement)
+}

@@ -37,6 +37,7 @@ type Overview struct {
 // Tenant is one tenant's line on the front page and its own page.
 type Tenant struct {
 	Name, Namespace, QueueName                   string
+	Cluster, MovingFrom                          string // for a fleet
 	Phase, Reason, Message                       string
 	AppliedRevision, ObservedRevision, LastError string
 	LastAppliedTime                              *metav1.Time
@@ -178,6 +179,7 @@ func (c *collector) tenant(ctx context.Context, obj *v1alpha1.Tenant, queues map
 	st := obj.Status
 	t := tenantData{Tenant: Tenant{
 		Name: obj.Name, Namespace: obj.Spec.Namespace, QueueName: obj.Spec.Queue,
+		Cluster: st.Cluster, MovingFrom: st.MovingFrom,
 		Phase: string(st.Phase), Reason: st.Reason, Message: st.Message,
 		AppliedRevision: st.AppliedRevision, ObservedRevision: st.ObservedRevision, LastError: st.LastError,
 		LastAppliedTime: st.LastAppliedTime, Conditions: st.Conditions,
