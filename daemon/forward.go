@@ -95,7 +95,7 @@ const (
 func ForwardToMembers(h http.Handler, m RingMember, log *slog.Logger) http.Handler {
 	client := &http.Client{Timeout: relayTimeout}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(HeaderRelayedBy) != "" {
+		if r.Header.Get(HeaderRelayedBy) != "" || r.ContentLength > maxRelayBody {
 			h.ServeHTTP(w, r)
 			return
 		}
