@@ -152,6 +152,17 @@ func (m *Manager) stop(tenant string) {
 	delete(m.running, tenant)
 }
 
+// StopTenants ends the bridges of tenants, if they run, and waits for them; the others
+// run on. A replica that no longer owns a tenant (daemon/shard) stops its bridge at once
+// rather than at its next Sync.
+func (m *Manager) StopTenants(tenants ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, tenant := range tenants {
+		m.stop(tenant)
+	}
+}
+
 // Stop ends every bridge and waits for them.
 func (m *Manager) Stop() {
 	m.mu.Lock()

@@ -56,6 +56,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if set, receive each pass's measurements.
 	Metrics *Metrics
+	// Owner, when set, shares the tenants with other replicas (a *shard.Member): a pass
+	// covers only the tenants it owns, the platform objects only if it owns those, and
+	// every write (apply, prune, inventory, status, Events) asks its Fence first. Passes
+	// follow its Changes: a tenant gained is covered at once, a tenant lost forgotten.
+	Owner Owner
 	// Now is the one clock of the loop: sandbox expiry, status times, the bridges' error
 	// times and, unless Reconcile.Now is set, the engine's deadlines. Nil means time.Now.
 	Now func() time.Time
@@ -102,6 +107,7 @@ type Loop struct {
 	lastFull        time.Time       // when the last pass that covered every tenant began
 	dirty           map[string]bool // tenants whose host objects changed since the last pass
 	bridgeReported  map[string]bridge.Status
+	owned           map[string]bool // with an Owner, the tenants it owned when last asked (reown)
 }
 
 // good is a revision that fetched and whose platform config parsed, with its render.
@@ -164,6 +170,9 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 			return nil, fmt.Errorf("status client: %w", err)
 		}
 		l.status = &statusWriter{client: c, log: log, now: now}
+		if o := opts.Owner; o != nil {
+			l.status.fence, l.status.fenceTimeout = o.Fence, o.Margin()
+		}
 	}
 	return l, nil
 }
@@ -201,6 +210,9 @@ func (l *Loop) Run(ctx context.Context) error {
 	if l.bridges != nil {
 		defer l.bridges.Stop() // the next leader runs them
 	}
+	if l.opts.Owner != nil {
+		go l.followOwner(ctx)
+	}
 	for {
 		reasons, err := l.trigger.Wait(ctx)
 		if err != nil {
@@ -215,9 +227,13 @@ func (l *Loop) Run(ctx context.Context) error {
 
 // Watch keeps the host's live state in watches until ctx ends (reconcile.Reconciler.Watch),
 // and starts a pass for a tenant whose objects on the host change: drift by hand is put
-// back at once, and a tenant's health follows its workloads. Run calls it.
+// back at once, and a tenant's health follows its workloads. Run calls it. With an Owner,
+// the changes of tenants owned by other replicas (their writes, too) start nothing.
 func (l *Loop) Watch(ctx context.Context) error {
 	return l.rec.Watch(ctx, func(tenant string) {
+		if o := l.opts.Owner; o != nil && !o.Owns(fenceKey(tenant)) {
+			return
+		}
 		l.mu.Lock()
 		l.dirty[tenant] = true
 		l.mu.Unlock()
@@ -231,7 +247,7 @@ func (l *Loop) Watch(ctx context.Context) error {
 // apply at all, or the host cannot be reached.
 //
 // A pass covers the tenants that need it (see Options.DriftInterval) and returns what it
-// did to them; Last has every tenant.
+// did to them; Last has every tenant. With an Owner, both hold only the tenants it owns.
 func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, error) {
 	start := l.now()
 	log := l.log.With("reasons", reasons)
@@ -240,16 +256,24 @@ func (l *Loop) Pass(ctx context.Context, reasons ...string) (*reconcile.Result, 
 		l.count("failed")
 		return nil, err
 	}
+	if l.opts.Owner != nil {
+		l.reown(tenantNames(rendered))
+		// Tenants lost during the pass are forgotten once it is done.
+		defer l.reown(tenantNames(rendered))
+	}
 	only, dirty := l.scope(rendered, held, start)
-	res, err := l.rec.Apply(ctx, reconcile.Input{Render: rendered, Revision: revision, FetchErr: held, Only: only})
+	in := reconcile.Input{Render: rendered, Revision: revision, FetchErr: held, Only: only}
+	l.share(&in)
+	res, err := l.rec.Apply(ctx, in)
 	if err != nil {
 		l.restoreDirty(dirty)
 		l.count("failed")
 		return nil, fmt.Errorf("apply %s: %w", revision, err)
 	}
+	res = l.mine(res) // without the tenants lost during the pass, whose writes were fenced
 	l.covered(rendered, res, only == nil, start)
 	l.mu.Lock()
-	view := res.Over(l.last)
+	view := l.mine(res.Over(l.last))
 	l.mu.Unlock()
 	elapsed := l.now().Sub(start)
 	if l.opts.Metrics != nil {

@@ -76,7 +76,6 @@ func (m *Metrics) observe(res, view *reconcile.Result, seconds float64, stats re
 	for action, n := range res.Count() {
 		m.applyActions.WithLabelValues(string(action)).Add(float64(n))
 	}
-	phases := map[string]float64{"Ready": 0, "Progressing": 0, "Failed": 0, "Stalled": 0, "Asleep": 0}
 	for _, t := range res.Tenants {
 		if t.Health == reconcile.HealthRemoved {
 			m.tenantDuration.DeleteLabelValues(t.Name)
@@ -84,14 +83,31 @@ func (m *Metrics) observe(res, view *reconcile.Result, seconds float64, stats re
 		}
 		m.tenantDuration.WithLabelValues(t.Name).Observe(seconds)
 	}
-	for _, t := range view.Tenants {
-		if t.Health != reconcile.HealthRemoved {
-			phases[string(phaseOf(t))]++
+	m.countPhases(view)
+	m.revision.Reset()
+	m.revision.WithLabelValues(res.Revision).Set(1)
+}
+
+// forget drops the tenants another replica now owns from the per-tenant metrics, and
+// counts the phases of view, what is left.
+func (m *Metrics) forget(tenants []string, view *reconcile.Result) {
+	for _, t := range tenants {
+		m.tenantDuration.DeleteLabelValues(t)
+	}
+	m.countPhases(view)
+}
+
+// countPhases sets raas_tenants from view, every tenant after a pass.
+func (m *Metrics) countPhases(view *reconcile.Result) {
+	phases := map[string]float64{"Ready": 0, "Progressing": 0, "Failed": 0, "Stalled": 0, "Asleep": 0}
+	if view != nil {
+		for _, t := range view.Tenants {
+			if t.Health != reconcile.HealthRemoved {
+				phases[string(phaseOf(t))]++
+			}
 		}
 	}
 	for phase, n := range phases {
 		m.tenants.WithLabelValues(phase).Set(n)
 	}
-	m.revision.Reset()
-	m.revision.WithLabelValues(res.Revision).Set(1)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	schedulingv1beta1 "volcano.sh/apis/pkg/apis/scheduling/v1beta1"
 
 	"github.com/raas-dev/raas/api/v1alpha1"
+	"github.com/raas-dev/raas/daemon/shard"
 	"github.com/raas-dev/raas/daemon/statuspage"
 	"github.com/raas-dev/raas/internal/secret"
 	"github.com/raas-dev/raas/internal/trigger"
@@ -42,6 +44,13 @@ type Config struct {
 	// empty Leader.Identity is made of the host name and $POD_IP with Listen's port.
 	LeaderElect bool
 	Leader      LeaderOptions
+	// Shard shares the tenants with the other replicas run with Shard: each joins the
+	// ring ShardOptions names with a member Lease, and owns a part of the tenants (and
+	// one of them the platform objects); see package shard. A webhook is relayed to every
+	// member. An empty ShardOptions.Identity is $POD_NAME, else the host name; an empty
+	// Address is $POD_IP with Listen's port, when POD_IP is set. It excludes LeaderElect.
+	Shard        bool
+	ShardOptions shard.Options
 }
 
 // DefaultConfig listens on :8080 and polls every minute, with the default loop options.
@@ -52,6 +61,7 @@ func DefaultConfig() Config {
 		PollInterval: time.Minute,
 		Webhook:      trigger.DefaultWebhookOptions(),
 		Leader:       DefaultLeaderOptions(),
+		ShardOptions: shard.DefaultOptions(),
 	}
 }
 
@@ -61,15 +71,46 @@ type watcher interface {
 }
 
 // Run runs the daemon on the host cluster cfg reaches until ctx ends: the loop (under
-// leader election if asked), its triggers (start, poll, webhook, directory watch,
-// retries) and its HTTP endpoints. A clean shutdown returns nil.
-func Run(ctx context.Context, cfg *rest.Config, c Config) error {
+// leader election, or as a member of a shard ring, if asked), its triggers (start, poll,
+// webhook, directory watch, retries) and its HTTP endpoints. A clean shutdown returns
+// nil. A member leaves the ring when Run returns, so that the others take its tenants at
+// once.
+func Run(ctx context.Context, cfg *rest.Config, c Config) (err error) {
 	log := c.Loop.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if c.Loop.Metrics == nil {
 		c.Loop.Metrics = NewMetrics()
+	}
+	if c.Shard && c.LeaderElect {
+		return errors.New("sharding and leader election exclude each other: choose one")
+	}
+	var member *shard.Member
+	if c.Shard {
+		so := c.ShardOptions
+		if so.Identity == "" {
+			so.Identity = shardIdentity()
+		}
+		if so.Address == "" {
+			so.Address = podAddress(c.Listen)
+		}
+		if so.Logger == nil {
+			so.Logger = log
+		}
+		if member, err = shard.Join(ctx, cfg, so); err != nil {
+			return err
+		}
+		defer func() {
+			// Whatever ended Run, this replica writes no more: hand its tenants over now
+			// rather than when its Lease expires.
+			leave, cancel := context.WithTimeout(context.WithoutCancel(ctx), so.LeaseDuration)
+			defer cancel()
+			if lerr := member.Leave(leave); lerr != nil {
+				log.Warn("shard ring not left: the others take over when the Lease expires", "error", lerr)
+			}
+		}()
+		c.Loop.Owner = member
 	}
 	l, err := New(cfg, c.Loop)
 	if err != nil {
@@ -78,6 +119,9 @@ func Run(ctx context.Context, cfg *rest.Config, c Config) error {
 	webhook, err := newWebhook(l.Trigger(), c.Webhook, log)
 	if err != nil {
 		return err
+	}
+	if member != nil && webhook != nil {
+		webhook = ForwardToMembers(webhook, member, log)
 	}
 
 	var leading atomic.Bool
@@ -118,6 +162,9 @@ func Run(ctx context.Context, cfg *rest.Config, c Config) error {
 			return err
 		}
 	}
+	if member != nil {
+		g.Go(func() error { return member.Run(ctx) })
+	}
 	g.Go(func() error {
 		if !c.LeaderElect {
 			return l.Run(ctx)
@@ -132,7 +179,7 @@ func Run(ctx context.Context, cfg *rest.Config, c Config) error {
 			log.Info("no longer leading")
 		})
 	})
-	log.Info("raas reconcile started", "source", c.Loop.Source.String(), "listen", c.Listen, "leader_elect", c.LeaderElect)
+	log.Info("raas reconcile started", "source", c.Loop.Source.String(), "listen", c.Listen, "leader_elect", c.LeaderElect, "shard", c.Shard)
 	err = g.Wait()
 	log.Info("raas reconcile stopped")
 	if errors.Is(err, context.Canceled) {
@@ -181,9 +228,27 @@ func statusPage(cfg *rest.Config, l *Loop, log *slog.Logger) (http.Handler, erro
 // Without POD_IP it is HOST_PID.
 func leaderIdentity(listen string) string {
 	host, _ := os.Hostname()
-	_, port, err := net.SplitHostPort(listen)
-	if ip := os.Getenv("POD_IP"); ip != "" && err == nil {
-		return host + "_" + net.JoinHostPort(ip, port)
+	if addr := podAddress(listen); addr != "" {
+		return host + "_" + addr
 	}
 	return fmt.Sprintf("%s_%d", host, os.Getpid())
+}
+
+// podAddress is $POD_IP with the port of listen, or "" without POD_IP.
+func podAddress(listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if ip := os.Getenv("POD_IP"); ip != "" && err == nil {
+		return net.JoinHostPort(ip, port)
+	}
+	return ""
+}
+
+// shardIdentity names this replica in the shard ring: $POD_NAME (a Deployment's pods
+// have unique names that are DNS labels), else the host name, lowercased.
+func shardIdentity() string {
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	return strings.ToLower(name)
 }

@@ -31,6 +31,30 @@ type statusWriter struct {
 	log     *slog.Logger
 	now     func() time.Time
 	missing bool // the Tenant CRD is not installed; said once
+	// fence, when set, is asked before each write of a tenant's Tenant object or Events
+	// (Owner.Fence), and the write is given fenceTimeout to land.
+	fence        func(tenant string) error
+	fenceTimeout time.Duration
+}
+
+// errFenced marks a write the fence refused.
+var errFenced = errors.New("not written")
+
+// fenced runs write if the fence lets the replica write tenant now, under the fence's
+// timeout.
+func (w *statusWriter) fenced(ctx context.Context, tenant string, write func(context.Context) error) error {
+	if w.fence == nil {
+		return write(ctx)
+	}
+	if err := w.fence(tenant); err != nil {
+		return fmt.Errorf("%w: %w", errFenced, err)
+	}
+	if w.fenceTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.fenceTimeout)
+		defer cancel()
+	}
+	return write(ctx)
 }
 
 // phaseOf maps a tenant's health after a pass to its phase. A tenant whose file does not
@@ -66,7 +90,9 @@ func reasonOf(phase v1alpha1.Phase, t reconcile.TenantResult) string {
 }
 
 // write records the outcome of a pass, over every tenant if all is set. Tenants that were
-// removed lose their Tenant object.
+// removed lose their Tenant object. Only the tenants of res are written: with a fence,
+// those the replica owns, each write fenced, so that the Tenant objects of other
+// replicas' tenants are neither rewritten nor deleted.
 func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, all bool, rendered *render.Result, bridges map[string]bridge.Status) {
 	if w.missing {
 		return
@@ -91,6 +117,10 @@ func (w *statusWriter) write(ctx context.Context, res *reconcile.Result, all boo
 				w.missing = true
 				w.log.Warn("the Tenant CRD is not installed; status is not written (apply deploy/crds)", "error", err)
 				return
+			}
+			if errors.Is(err, errFenced) {
+				w.log.Info("tenant status not written: no longer the owner", "tenant", t.Name, "error", err)
+				continue
 			}
 			w.log.Error("write tenant status", "tenant", t.Name, "error", err)
 		}
@@ -160,7 +190,9 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	switch {
 	case t.Health == reconcile.HealthRemoved:
 		if obj != nil {
-			return client.IgnoreNotFound(w.client.Delete(ctx, obj))
+			return w.fenced(ctx, t.Name, func(ctx context.Context) error {
+				return client.IgnoreNotFound(w.client.Delete(ctx, obj))
+			})
 		}
 		return nil
 	case obj == nil:
@@ -180,12 +212,12 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	labels := map[string]string{schema.LabelManagedBy: schema.ManagedBy}
 	if obj.ResourceVersion == "" {
 		obj.Labels, obj.Spec = labels, spec
-		if err := w.client.Create(ctx, obj); err != nil {
+		if err := w.fenced(ctx, t.Name, func(ctx context.Context) error { return w.client.Create(ctx, obj) }); err != nil {
 			return err
 		}
 	} else if !sameSpec(obj.Spec, spec) || !equality.Semantic.DeepEqual(obj.Labels, labels) {
 		obj.Labels, obj.Spec = labels, spec
-		if err := w.client.Update(ctx, obj); err != nil {
+		if err := w.fenced(ctx, t.Name, func(ctx context.Context) error { return w.client.Update(ctx, obj) }); err != nil {
 			return err
 		}
 	}
@@ -247,7 +279,7 @@ func (w *statusWriter) writeOne(ctx context.Context, res *reconcile.Result, t re
 	if t.Change != reconcile.TenantUnchanged || st.LastAppliedTime == nil {
 		st.LastAppliedTime = &now
 	}
-	if err := w.client.Status().Update(ctx, obj); err != nil {
+	if err := w.fenced(ctx, t.Name, func(ctx context.Context) error { return w.client.Status().Update(ctx, obj) }); err != nil {
 		return err
 	}
 	if previous != phase {
@@ -295,8 +327,14 @@ func (w *statusWriter) record(ctx context.Context, namespace string, obj *v1alph
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
 	}
-	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
-		w.log.Warn("record event", "tenant", obj.Name, "error", err)
+	w.createEvent(ctx, obj.Name, ev)
+}
+
+// createEvent creates ev, an Event about tenant, if the fence allows it.
+func (w *statusWriter) createEvent(ctx context.Context, tenant string, ev *corev1.Event) {
+	err := w.fenced(ctx, tenant, func(ctx context.Context) error { return w.client.Create(ctx, ev) })
+	if err != nil && !apierrors.IsNotFound(err) {
+		w.log.Warn("record event", "tenant", tenant, "error", err)
 	}
 }
 
@@ -330,9 +368,7 @@ func (w *statusWriter) event(ctx context.Context, namespace string, obj *v1alpha
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		ReportingController: "raas.dev/reconciler", ReportingInstance: "raas",
 	}
-	if err := w.client.Create(ctx, ev); err != nil && !apierrors.IsNotFound(err) {
-		w.log.Warn("record event", "tenant", obj.Name, "error", err)
-	}
+	w.createEvent(ctx, obj.Name, ev)
 }
 
 func truncate(s string, n int) string {

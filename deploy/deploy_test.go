@@ -6,6 +6,7 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +44,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/raas-dev/raas/daemon"
+	"github.com/raas-dev/raas/daemon/shard"
 	"github.com/raas-dev/raas/internal/exampletest"
 	"github.com/raas-dev/raas/internal/testenv"
 	"github.com/raas-dev/raas/reconcile"
@@ -338,20 +341,41 @@ func TestDeploy(t *testing.T) {
 		t.FailNow()
 	}
 
-	t.Run("the Deployment runs the image with leader election and a read-only root", func(t *testing.T) {
+	t.Run("the Deployment runs three sharded replicas of the image with a read-only root", func(t *testing.T) {
 		var d appsv1.Deployment
 		if err := host.Client.Get(ctx, client.ObjectKey{Namespace: reconcile.SystemNamespace, Name: "raas"}, &d); err != nil {
 			t.Fatal(err)
 		}
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-			t.Errorf("replicas %v, want 2", d.Spec.Replicas)
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+			t.Errorf("replicas %v, want 3", d.Spec.Replicas)
 		}
 		c := d.Spec.Template.Spec.Containers[0]
 		if c.Image != image+":latest" {
 			t.Errorf("image %s", c.Image)
 		}
-		if !slices.Contains(c.Args, "--leader-elect") || !slices.Contains(c.Args, "--leader-election-namespace="+reconcile.SystemNamespace) {
-			t.Errorf("args %v lack leader election in %s", c.Args, reconcile.SystemNamespace)
+		if !slices.Contains(c.Args, "--shard") || !slices.Contains(c.Args, "--leader-election-namespace="+reconcile.SystemNamespace) {
+			t.Errorf("args %v lack the shard ring in %s", c.Args, reconcile.SystemNamespace)
+		}
+		if slices.Contains(c.Args, "--leader-elect") {
+			t.Errorf("args %v ask for leader election and sharding", c.Args)
+		}
+		// The ring names each replica after its pod, and relays webhooks to its pod's IP.
+		fields := map[string]string{}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+				fields[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			}
+		}
+		if fields["POD_NAME"] != "metadata.name" || fields["POD_IP"] != "status.podIP" {
+			t.Errorf("env from the downward API %v, want POD_NAME from metadata.name and POD_IP from status.podIP", fields)
+		}
+		var pdb policyv1.PodDisruptionBudget
+		if err := host.Client.Get(ctx, client.ObjectKey{Namespace: reconcile.SystemNamespace, Name: "raas"}, &pdb); err != nil {
+			t.Fatal(err)
+		}
+		// One replica at a time: a drain moves one replica's tenants, to replicas that are up.
+		if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.MinAvailable != nil {
+			t.Errorf("PodDisruptionBudget maxUnavailable %v, minAvailable %v; want maxUnavailable 1", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
 		}
 		sc := c.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
@@ -424,7 +448,11 @@ func TestDeploy(t *testing.T) {
 			{Verb: "escalate", Group: rbacv1.GroupName, Resource: "roles", Namespace: "tenant-ml-team-alpha"},
 			{Verb: "bind", Group: rbacv1.GroupName, Resource: "clusterroles", Name: "cluster-admin"},
 			{Verb: "impersonate", Resource: "users", Name: "admin"},
-			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: reconcile.SystemNamespace, Name: "another"},
+			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: metav1.NamespaceSystem, Name: "kube-scheduler"},
+			{Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: "node-1"},
+			{Verb: "patch", Group: "coordination.k8s.io", Resource: "leases", Namespace: reconcile.SystemNamespace, Name: "raas-shard-raas-0"},
+			{Verb: "watch", Group: "coordination.k8s.io", Resource: "leases", Namespace: reconcile.SystemNamespace},
+			{Verb: "deletecollection", Group: "coordination.k8s.io", Resource: "leases", Namespace: reconcile.SystemNamespace},
 			{Verb: "watch", Resource: "nodes"},
 			{Verb: "update", Group: "scheduling.volcano.sh", Resource: "queues"},
 		} {
@@ -645,7 +673,7 @@ func TestDeploy(t *testing.T) {
 			t.Errorf("the inventory of %s is still there", removedTenant)
 		}
 	})
-	t.Run("raas reconcile's loop runs as the ServiceAccount: Lease, status, Events, PodGroup bridges", func(t *testing.T) {
+	t.Run("raas reconcile --shard runs as the ServiceAccount: member Lease, status, Events, PodGroup bridges", func(t *testing.T) {
 		runLoop(t, host, saCfg, fsys, res, vclusters)
 	})
 
@@ -803,11 +831,13 @@ func (l *logLines) String() string {
 	return l.buf.String()
 }
 
-// runLoop runs what `raas reconcile --leader-elect` runs, as the ServiceAccount, on a
-// directory holding fsys: it takes the Lease, passes, writes each tenant's status and
-// Events, and bridges PodGroups. A PodGroup created inside a tenant's vcluster must reach
-// the host, and removing a tenant must delete its status. The loop logs, rather than
-// fails on, a refused status, Event or Lease write, so no log line may say forbidden.
+// runLoop runs what `raas reconcile --shard` runs, as the ServiceAccount, on a directory
+// holding fsys: it joins the shard ring with a member Lease (alone in it, it owns every
+// tenant), passes, writes each tenant's status and Events, bridges PodGroups, and leaves
+// the ring (deletes its Lease) when it stops. A PodGroup created inside a tenant's
+// vcluster must reach the host, and removing a tenant must delete its status. The loop
+// and the member log, rather than fail on, a refused status, Event or Lease write, so no
+// log line may say forbidden.
 func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys fstest.MapFS, res *render.Result, vclusters map[string]*testenv.VCluster) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -831,24 +861,35 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 	opts.Catalog = catalog.Options{Dirs: []string{cat}, CacheDir: t.TempDir()}
 	opts.Reconcile.PollInterval = 100 * time.Millisecond
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Leader election and the bridges log through klog: into the same lines.
+	// The bridges log through klog: into the same lines.
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer klog.ClearLogger()
+	so := shard.DefaultOptions()
+	so.Namespace, so.Identity, so.Logger = reconcile.SystemNamespace, "deploy-test", opts.Logger
+	so.LeaseDuration, so.RenewPeriod, so.Timeout, so.Margin = 3*time.Second, 300*time.Millisecond, 250*time.Millisecond, 300*time.Millisecond
+	member, err := shard.Join(ctx, saCfg, so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Owner = member
 	l, err := daemon.New(saCfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := daemon.DefaultLeaderOptions()
-	lo.Identity = "deploy-test"
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- daemon.RunAsLeader(runCtx, saCfg, lo, func(ctx context.Context) { _ = l.Run(ctx) })
-	}()
+	done := make(chan error, 2)
+	go func() { done <- member.Run(runCtx) }()
+	go func() { done <- l.Run(runCtx) }()
 	var once sync.Once
 	var stopErr error
 	shutdown := func() error {
-		once.Do(func() { stop(); stopErr = <-done })
+		once.Do(func() {
+			stop()
+			errs := []error{<-done, <-done}
+			leave, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			stopErr = errors.Join(append(errs, member.Leave(leave))...)
+		})
 		return stopErr
 	}
 	defer shutdown()
@@ -859,11 +900,22 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 	}()
 
 	refused := func() bool { return strings.Contains(strings.ToLower(logs.String()), "forbidden") }
-	poll(t, 2*time.Minute, "the loop's first pass as leader", func() (bool, error) {
+	// The first pass runs while the member's Lease is not confirmed yet, and covers
+	// nothing; the member then owns every tenant, and the next pass covers them.
+	poll(t, 2*time.Minute, "a pass over every tenant as the ring's only member", func() (bool, error) {
 		if refused() {
 			t.Fatal("the loop was refused something")
 		}
-		return l.Ready(), nil
+		last := l.Last()
+		if last == nil {
+			return false, nil
+		}
+		for _, out := range res.Tenants {
+			if out.Tenant != removedTenant && last.Tenant(out.Tenant) == nil {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 	for _, e := range l.Last().Entries {
 		if e.Action == reconcile.Failed {
@@ -871,11 +923,12 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 		}
 	}
 	var lease coordinationv1.Lease
-	if err := host.Client.Get(ctx, client.ObjectKey{Namespace: lo.Namespace, Name: lo.Name}, &lease); err != nil {
+	leaseKey := client.ObjectKey{Namespace: so.Namespace, Name: so.Ring + "-shard-" + so.Identity}
+	if err := host.Client.Get(ctx, leaseKey, &lease); err != nil {
 		t.Fatal(err)
 	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != lo.Identity {
-		t.Errorf("Lease holder %v, want %s", lease.Spec.HolderIdentity, lo.Identity)
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != so.Identity {
+		t.Errorf("Lease holder %v, want %s", lease.Spec.HolderIdentity, so.Identity)
 	}
 
 	tenantGVK := schema.GroupVersionKind{Group: "raas.dev", Version: "v1alpha1", Kind: "Tenant"}
@@ -965,15 +1018,12 @@ func runLoop(t *testing.T, host *testenv.ControlPlane, saCfg *rest.Config, fsys 
 	}
 
 	if err := shutdown(); err != nil {
-		t.Errorf("leader election: %v", err)
+		t.Errorf("shard member and loop: %v", err)
 	}
-	// Released on shutdown, for the standby to take over at once.
-	poll(t, 30*time.Second, "Lease released", func() (bool, error) {
-		if err := host.Client.Get(ctx, client.ObjectKey{Namespace: lo.Namespace, Name: lo.Name}, &lease); err != nil {
-			return false, err
-		}
-		return lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "", nil
-	})
+	// Deleted on leaving, for the others to take its tenants at once.
+	if err := host.Client.Get(ctx, leaseKey, &lease); !apierrors.IsNotFound(err) {
+		t.Errorf("the member Lease after leaving: got %v, want NotFound", err)
+	}
 	if refused() {
 		t.Errorf("the loop was refused something")
 	}

@@ -29,6 +29,9 @@ type reconcileFlags struct {
 	listen       string
 	leaderElect  bool
 	leaderNS     string
+	shard        bool
+	shardRing    string
+	shardLease   time.Duration
 	logFormat    string
 	logLevel     string
 	retryBase    time.Duration
@@ -57,7 +60,11 @@ signed by one of the OpenPGP keys in --trusted-keys (an armored keyring, such as
 Secret; read on every fetch) is refused the same way, and each Tenant's RevisionCurrent
 condition and a Warning Event say why. Commits signed with SSH keys cannot be verified
 (go-git verifies OpenPGP only) and are refused. With --leader-elect, only the replica holding the
-Lease applies. It serves /metrics, /healthz and /readyz on --listen.
+Lease applies. With --shard, the replicas share the tenants: each holds a Lease of its own
+in a ring, owns a part of the tenants (one of them the platform objects) and writes only
+those, checking before each write that it still holds its membership; a replica that stops
+hands its tenants over within --shard-lease-duration, and a webhook that reaches one
+replica is relayed to the others. It serves /metrics, /healthz and /readyz on --listen.
 
 Git credentials and webhook secrets come from the environment, never from flags:
 RAAS_GIT_TOKEN[_FILE], RAAS_GIT_USERNAME, RAAS_GIT_PASSWORD[_FILE], RAAS_GIT_SSH_KEY_FILE,
@@ -79,7 +86,11 @@ RAAS_WEBHOOK_GITHUB_SECRET[_FILE], RAAS_WEBHOOK_GITLAB_TOKEN[_FILE].`,
 	fl.DurationVar(&f.pollInterval, "poll-interval", time.Minute, "how often to poll the source (with 10% jitter); 0 turns polling off")
 	fl.StringVar(&f.listen, "listen", ":8080", "address of /metrics, /healthz, /readyz, /webhook and the status page (/status/)")
 	fl.BoolVar(&f.leaderElect, "leader-elect", false, "apply only while holding the Lease, so that replicas never apply at once")
-	fl.StringVar(&f.leaderNS, "leader-election-namespace", "raas-system", "namespace of the Lease")
+	fl.StringVar(&f.leaderNS, "leader-election-namespace", "raas-system", "namespace of the Lease (and of the shard ring's Leases)")
+	fl.BoolVar(&f.shard, "shard", false, "share the tenants with the other replicas run with --shard: each owns a part, "+
+		"by a ring of Leases in --leader-election-namespace")
+	fl.StringVar(&f.shardRing, "shard-ring", "raas", "name of the shard ring; replicas of one ring share its tenants")
+	fl.DurationVar(&f.shardLease, "shard-lease-duration", 15*time.Second, "how long after a replica's last renewal the others take its tenants")
 	fl.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.retryBase, "retry-base", 10*time.Second, "first backoff before a pass retries tenants that are not Ready")
@@ -139,6 +150,9 @@ func (f *reconcileFlags) source(log *slog.Logger) (source.Source, error) {
 }
 
 func (f *reconcileFlags) run(ctx context.Context) error {
+	if f.shard && f.leaderElect {
+		return errors.New("give --shard or --leader-elect, not both: a sharded replica never waits for a leader")
+	}
 	ctrllog.SetLogger(logr.Discard())
 	log, err := f.logger()
 	if err != nil {
@@ -162,5 +176,7 @@ func (f *reconcileFlags) run(ctx context.Context) error {
 		c.Webhook.Branch = f.branch
 	}
 	c.LeaderElect, c.Leader.Namespace = f.leaderElect, f.leaderNS
+	c.Shard, c.ShardOptions.Namespace, c.ShardOptions.Ring = f.shard, f.leaderNS, f.shardRing
+	c.ShardOptions.LeaseDuration = f.shardLease
 	return daemon.Run(ctx, cfg, c)
 }

@@ -30,3 +30,13 @@ func TestReconcileVerifySignaturesFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestReconcileShardExcludesLeaderElection(t *testing.T) {
+	cmd := newRootCommand(time.Now)
+	cmd.SetArgs([]string{"reconcile", "--shard", "--leader-elect", "--dir", t.TempDir(),
+		"--kubeconfig", filepath.Join(t.TempDir(), "none"), "--listen", "127.0.0.1:0"})
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--shard or --leader-elect, not both") {
+		t.Errorf("err = %v, want --shard and --leader-elect refused together", err)
+	}
+}

@@ -118,6 +118,10 @@ func Join(ctx context.Context, cfg *rest.Config, opts Options) (*Member, error) 
 // Identity is the member's name in the ring.
 func (m *Member) Identity() string { return m.opts.Identity }
 
+// Margin is the time a write that Fence allowed may take to land (Options.Margin): give
+// each such write that deadline.
+func (m *Member) Margin() time.Duration { return m.opts.Margin }
+
 // Fence returns nil if the member may write key now: it owns key in its view of the
 // ring, that view is fresh, and its own membership is confirmed. Otherwise it returns
 // an error wrapping ErrNotOwner that says why. Check it before every write of key, and
