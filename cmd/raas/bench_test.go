@@ -90,9 +90,12 @@ func BenchmarkRenderCommand(b *testing.B) {
 type fleetRun struct {
 	converge time.Duration
 	// Per replica: VmRSS and VmHWM at convergence, peak RSS (Maxrss) once it ended, in
-	// MiB, and the objects it created, configured, put back or deleted.
-	rss, hwm, peak []float64
-	written        []int
+	// MiB, the objects it created, configured, put back or deleted, and those it failed
+	// on (which, with --retry-base 1h, stay failed: they still count as converged).
+	rss, hwm, peak  []float64
+	written, failed []int
+	// failure is the first tenant that failed in a replica's log.
+	failure string
 }
 
 // fleetOneReplica holds, by tenant count, one replica's figures measured earlier in the
@@ -112,9 +115,10 @@ type fleetBaseline struct {
 // tenant stops at the host level, Progressing), starts the replicas as processes of their
 // own, and measures the time from their start to convergence: every tenant's inventory
 // on the cluster schema.Place puts it on, and on no other. It reports that time, its
-// ratio to one replica's in the same run, and each replica's memory: peak RSS once
-// stopped (SIGTERM), and RSS at convergence. It fails when a tenant's inventory is on
-// both clusters or on the wrong one, or when one of three replicas wrote nothing.
+// ratio to one replica's in the same run, each replica's memory (peak RSS once stopped
+// with SIGTERM, and RSS at convergence), and, from the replicas' metrics, the objects
+// each wrote and those that failed. It fails when a tenant's inventory is on both
+// clusters or on the wrong one, or when one of three replicas wrote nothing.
 func BenchmarkFleet(b *testing.B) {
 	cat := exampletest.Catalog(b)
 	for _, n := range []int{100, 1000} {
@@ -136,11 +140,11 @@ func BenchmarkFleet(b *testing.B) {
 // reportFleet reports the runs' figures, converge being their mean convergence time.
 func reportFleet(b *testing.B, n, replicas int, converge time.Duration, runs []fleetRun) {
 	var peak, rss []float64
-	written := 0
+	written, failed := 0, 0
 	for _, r := range runs {
 		peak, rss = append(peak, r.peak...), append(rss, r.rss...)
-		for _, w := range r.written {
-			written += w
+		for i := range r.written {
+			written, failed = written+r.written[i], failed+r.failed[i]
 		}
 	}
 	mean := func(xs []float64) float64 {
@@ -155,6 +159,13 @@ func reportFleet(b *testing.B, n, replicas int, converge time.Duration, runs []f
 	b.ReportMetric(mean(peak), "mean-peak-RSS-MiB")
 	b.ReportMetric(slices.Max(rss), "max-converged-RSS-MiB")
 	b.ReportMetric(float64(written)/float64(len(runs)*replicas), "objects-written/replica")
+	b.ReportMetric(float64(failed)/float64(len(runs)), "objects-failed")
+	for _, r := range runs {
+		if r.failure != "" {
+			b.Logf("objects failed; the first: %s", r.failure)
+			break
+		}
+	}
 	if replicas == 1 {
 		fleetOneReplica[n] = fleetBaseline{converge, mean(peak)}
 		return
@@ -281,6 +292,17 @@ func (r *replica) tail() string {
 	return string(data)
 }
 
+// firstFailure is the first line of the replica's log that says a tenant failed.
+func (r *replica) firstFailure() string {
+	data, _ := os.ReadFile(r.log)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if strings.Contains(line, " health=Failed ") {
+			return line
+		}
+	}
+	return "(not in its log)"
+}
+
 // memory returns the replica's VmRSS and VmHWM in MiB, from /proc.
 func (r *replica) memory() (rss, hwm float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
@@ -301,9 +323,9 @@ func (r *replica) memory() (rss, hwm float64) {
 	return rss, hwm
 }
 
-// written is how many objects the replica created, configured, put back or deleted, from
-// its raas_apply_actions_total.
-func (r *replica) written(b *testing.B) int {
+// actions are the replica's raas_apply_actions_total: how many objects its passes
+// created, configured, left unchanged, failed on..., by action.
+func (r *replica) actions(b *testing.B) map[reconcile.Action]int {
 	b.Helper()
 	resp, err := http.Get("http://" + r.addr + "/metrics")
 	if err != nil {
@@ -314,14 +336,18 @@ func (r *replica) written(b *testing.B) int {
 	if err != nil {
 		b.Fatalf("%s: metrics: %v", r.name, err)
 	}
-	n := 0
+	n := map[reconcile.Action]int{}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		for _, a := range []reconcile.Action{reconcile.Created, reconcile.Configured, reconcile.Drifted, reconcile.Deleted} {
-			if rest, ok := strings.CutPrefix(line, `raas_apply_actions_total{action="`+string(a)+`"} `); ok {
-				v, _ := strconv.ParseFloat(rest, 64)
-				n += int(v)
-			}
+		rest, ok := strings.CutPrefix(line, `raas_apply_actions_total{action="`)
+		if !ok {
+			continue
 		}
+		action, value, _ := strings.Cut(rest, `"} `)
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			b.Fatalf("%s: metrics: %q: %v", r.name, line, err)
+		}
+		n[reconcile.Action(action)] = int(v)
 	}
 	return n
 }
@@ -463,12 +489,17 @@ func runFleet(b *testing.B, cat string, n, replicas int) fleetRun {
 		return len(list.Items) == n, nil
 	})
 	for _, r := range rs {
-		run.written = append(run.written, r.written(b))
+		n := r.actions(b)
+		run.written = append(run.written, n[reconcile.Created]+n[reconcile.Configured]+n[reconcile.Drifted]+n[reconcile.Deleted])
+		run.failed = append(run.failed, n[reconcile.Failed])
+		if run.failure == "" && n[reconcile.Failed] > 0 {
+			run.failure = r.name + ": " + r.firstFailure()
+		}
 	}
 	for i, r := range rs {
 		run.peak = append(run.peak, r.stop(b))
-		b.Logf("%s: RSS %.0f MiB (high-water mark %.0f) at convergence, peak %.0f MiB; wrote %d objects",
-			r.name, run.rss[i], run.hwm[i], run.peak[i], run.written[i])
+		b.Logf("%s: RSS %.0f MiB (high-water mark %.0f) at convergence, peak %.0f MiB; wrote %d objects, failed on %d",
+			r.name, run.rss[i], run.hwm[i], run.peak[i], run.written[i], run.failed[i])
 	}
 	b.Logf("%d tenants (%d on %s, %d on %s), %d replica(s): converged in %s",
 		n, per[benchrepo.HomeCluster], benchrepo.HomeCluster, per[benchrepo.RemoteCluster], benchrepo.RemoteCluster,
