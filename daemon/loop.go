@@ -138,7 +138,7 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 	}
 	l := &Loop{
 		opts: opts, log: log, now: now, rec: rec,
-		cache:    render.NewCache(render.Options{Catalog: opts.Catalog, Workers: max(opts.RenderWorkers, 1), Now: now}),
+		cache:    render.NewCache(renderOptions(opts, now)),
 		trigger:  trigger.New(),
 		failures: map[string]int{},
 		retryAt:  map[string]time.Time{},
@@ -175,6 +175,17 @@ func New(cfg *rest.Config, opts Options) (*Loop, error) {
 		}
 	}
 	return l, nil
+}
+
+// renderOptions renders with the loop's catalog and clock, and, for a sharded loop, only
+// the tenants its replica owns when the render runs: the others' objects are another
+// replica's to render and hold.
+func renderOptions(opts Options, now func() time.Time) render.Options {
+	ro := render.Options{Catalog: opts.Catalog, Workers: max(opts.RenderWorkers, 1), Now: now}
+	if opts.Owner != nil {
+		ro.Filter = opts.Owner.Owns
+	}
+	return ro
 }
 
 // Trigger returns the trigger that starts passes: give it to pollers, webhooks and

@@ -68,10 +68,12 @@ func (l *Loop) knownTenants() []string {
 	return names
 }
 
+// tenantNames lists the valid tenants of a revision: those rendered, and, when a
+// sharded loop renders only its own, the others, which it may gain.
 func tenantNames(rendered *render.Result) []string {
-	names := make([]string, 0, len(rendered.Tenants))
-	for _, out := range rendered.Tenants {
-		names = append(names, out.Tenant)
+	names := make([]string, 0, len(rendered.Repo.Tenants))
+	for _, t := range rendered.Repo.Tenants {
+		names = append(names, t.Metadata.Name)
 	}
 	return names
 }

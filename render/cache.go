@@ -73,9 +73,11 @@ func (c *Cache) Render(fsys fs.FS, dir string) (*Result, CacheStats, error) {
 		key += "@" + dir
 	}
 	tenants := repo.Tenants
-	if len(c.opts.Tenants) > 0 {
+	if len(c.opts.Tenants) > 0 || c.opts.Filter != nil {
 		tenants = slices.DeleteFunc(slices.Clone(tenants), func(t *schema.Tenant) bool {
-			return !slices.Contains(c.opts.Tenants, t.Metadata.Name)
+			name := t.Metadata.Name
+			return (len(c.opts.Tenants) > 0 && !slices.Contains(c.opts.Tenants, name)) ||
+				(c.opts.Filter != nil && !c.opts.Filter(name))
 		})
 	}
 	if key != c.platformKey {

@@ -17,6 +17,10 @@ type Options struct {
 	Catalog catalog.Options
 	// Tenants limits the render to these tenant names. Empty means all.
 	Tenants []string
+	// Filter, when set, limits a Cache's renders further to the tenants it returns true
+	// for, asked afresh on every render: a sharded raas renders only the tenants its
+	// replica owns. The whole repository is still loaded and validated.
+	Filter func(tenant string) bool
 	// Workers is how many tenants render at once. Defaults to the number of CPUs.
 	Workers int
 	// Now is the clock sandbox expiry is judged by. Nil means time.Now.
