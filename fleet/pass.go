@@ -169,7 +169,8 @@ func (fp *fleetPass) input(cluster string, evict map[string]string) reconcile.In
 	}
 	in.Render = &share
 	if evict != nil {
-		in.Evict = evict
+		// The first phase applied the platform objects; this one only removes.
+		in.Evict, in.SkipPlatform = evict, true
 		in.Only = map[string]bool{}
 		for name := range evict {
 			in.Only[name] = true
