@@ -81,6 +81,40 @@ func TestPlacement(t *testing.T) {
 		}
 	})
 
+	t.Run("a pass reports a cluster over-committed where the tenants run", func(t *testing.T) {
+		// data-sandbox now guarantees 4 CPUs, which its cluster cannot: offline, it
+		// would be placed on the other, so validation passes; it stays where it runs.
+		st := out.Tenant("data-sandbox")
+		e.edit(t, "tenants/data-sandbox.yaml", "gang: {enabled: false}", "gang: {enabled: false}\n    guarantee: {cpu: \"4\"}")
+		// Room for what the cluster's other tenants guarantee (ml-team-alpha 16 on a,
+		// nothing on b), not for data-sandbox as well.
+		pools := map[string]string{"a": "h100", "b": "a10"}[st.Cluster]
+		cpu := map[string]string{"a": "18", "b": "2"}[st.Cluster]
+		e.edit(t, "raas.yaml", "}\n      pools: ["+pools+"]", ", cpu: \""+cpu+"\"}\n      pools: ["+pools+"]")
+		defer func() {
+			e.edit(t, "raas.yaml", ", cpu: \""+cpu+"\"}\n      pools: ["+pools+"]", "}\n      pools: ["+pools+"]")
+			e.edit(t, "tenants/data-sandbox.yaml", "\n    guarantee: {cpu: \"4\"}", "")
+		}()
+		res := e.render(t)
+		if !res.OK() {
+			t.Fatalf("the repository does not validate: %v", res.Repo.Problems)
+		}
+		got, err := e.fleet.Apply(t.Context(), reconcile.Input{Render: res, Revision: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := got.Tenant("data-sandbox").Cluster; c != st.Cluster {
+			t.Fatalf("data-sandbox went from %s to %s", st.Cluster, c)
+		}
+		var found bool
+		for _, err := range got.Errors {
+			found = found || strings.Contains(err.Error(), `cluster "`+st.Cluster+`" is over-committed`)
+		}
+		if !found {
+			t.Errorf("no error says cluster %s is over-committed: %v", st.Cluster, got.Errors)
+		}
+	})
+
 	t.Run("over-commit fails validation naming the cluster", func(t *testing.T) {
 		e.edit(t, "raas.yaml", "capacity: {gpu: 4}\n      pools: [h100]", "capacity: {gpu: 3}\n      pools: [h100]")
 		res := e.render(t)
