@@ -23,10 +23,10 @@ type Fleet struct {
 	secrets kubernetes.Interface
 	local   *reconcile.Reconciler // the cluster raas runs in, or is pointed at
 
-	mu     sync.Mutex
-	hosts  map[string]*host // connected clusters by name
-	watch  *watchState      // set once Watch is called
-	stderr []error          // watches that failed to start, reported by the next pass
+	mu        sync.Mutex
+	hosts     map[string]*host // connected clusters by name
+	watch     *watchState      // set once Watch is called
+	watchErrs []error          // watches that failed to start, reported by the next pass
 }
 
 // host is one connected cluster of the fleet.
@@ -122,7 +122,7 @@ func (f *Fleet) connectOne(ctx context.Context, c schema.Cluster) (*host, error)
 		// A cluster connected after Watch began is watched from now on; a watch that
 		// cannot start leaves its passes listing, as a Reconciler's does.
 		if err := rec.Watch(f.watch.ctx, f.watch.changed); err != nil {
-			f.stderr = append(f.stderr, fmt.Errorf("cluster %s: watch: %w", c.Name, err))
+			f.watchErrs = append(f.watchErrs, fmt.Errorf("cluster %s: watch: %w", c.Name, err))
 		}
 	}
 	return h, nil
@@ -147,7 +147,7 @@ func (f *Fleet) Config(name string) *rest.Config {
 func (f *Fleet) watchErrors() []error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	errs := f.stderr
-	f.stderr = nil
+	errs := f.watchErrs
+	f.watchErrs = nil
 	return errs
 }

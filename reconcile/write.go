@@ -137,60 +137,36 @@ type fencedWriter struct {
 	timeout time.Duration
 }
 
-// check asks the fence for the tenant of ctx and returns the context the write is given.
-func (w fencedWriter) check(ctx context.Context) (context.Context, context.CancelFunc, error) {
+// do runs the write once the fence allows it for the tenant of ctx, bounded by the
+// timeout.
+func (w fencedWriter) do(ctx context.Context, write func(context.Context) error) error {
 	if err := w.fence(tenantOf(ctx)); err != nil {
-		return nil, nil, err
+		return err
 	}
-	if w.timeout <= 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		return ctx, cancel, nil
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	return ctx, cancel, nil
+	return write(ctx)
 }
 
 func (w fencedWriter) apply(ctx context.Context, lv *level, u *unstructured.Unstructured) error {
-	ctx, cancel, err := w.check(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	return w.writer.apply(ctx, lv, u)
+	return w.do(ctx, func(ctx context.Context) error { return w.writer.apply(ctx, lv, u) })
 }
 
 func (w fencedWriter) delete(ctx context.Context, lv *level, m *metav1.PartialObjectMetadata) error {
-	ctx, cancel, err := w.check(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	return w.writer.delete(ctx, lv, m)
+	return w.do(ctx, func(ctx context.Context) error { return w.writer.delete(ctx, lv, m) })
 }
 
 func (w fencedWriter) store(ctx context.Context, inv *inventory) error {
-	ctx, cancel, err := w.check(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	return w.writer.store(ctx, inv)
+	return w.do(ctx, func(ctx context.Context) error { return w.writer.store(ctx, inv) })
 }
 
 func (w fencedWriter) remove(ctx context.Context, inv *inventory) error {
-	ctx, cancel, err := w.check(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	return w.writer.remove(ctx, inv)
+	return w.do(ctx, func(ctx context.Context) error { return w.writer.remove(ctx, inv) })
 }
 
 func (w fencedWriter) sleep(ctx context.Context, namespace string) error {
-	ctx, cancel, err := w.check(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	return w.writer.sleep(ctx, namespace)
+	return w.do(ctx, func(ctx context.Context) error { return w.writer.sleep(ctx, namespace) })
 }
