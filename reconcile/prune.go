@@ -66,18 +66,26 @@ func (r *Reconciler) removals(p *pass) ([]string, error) {
 			evicted = append(evicted, name)
 		}
 	}
+	// Evictions are moves: nothing is lost, so they are not weighed.
+	return append(removed, evicted...), r.refuseMassDelete(p, removed)
+}
+
+// refuseMassDelete returns why removing the tenants whose files are gone is refused, or
+// nil.
+func (r *Reconciler) refuseMassDelete(p *pass, removed []string) error {
 	if len(removed) == 0 || p.pruneBlocked != "" || r.opts.AllowMassDelete {
-		return append(removed, evicted...), nil
+		return nil
 	}
+	repo := p.in.Render.Repo
 	known := len(p.invs.tenants)
 	allowed := max(1, int(math.Floor(r.opts.MaxDeleteShare*float64(known)+1e-9)))
 	switch {
 	case len(repo.Tenants)+len(repo.Rejected) == 0:
-		return removed, &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed, Empty: true}
+		return &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed, Empty: true}
 	case len(removed) > allowed:
-		return append(removed, evicted...), &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed}
+		return &MassDeleteError{Tenants: removed, Known: known, Allowed: allowed}
 	}
-	return append(removed, evicted...), nil
+	return nil
 }
 
 // removeTenant prunes a tenant whose file is gone, or says why it does not.
@@ -86,11 +94,12 @@ func (r *Reconciler) removeTenant(ctx context.Context, p *pass, inv *inventory) 
 	st := p.tenantResult(name)
 	st.File, st.Change, st.Before = inv.File, TenantRemoved, inv.Quota
 	gone := "tenant file removed"
-	if to := p.in.Evict[name]; to != "" {
+	to := p.in.Evict[name]
+	if to != "" {
 		gone = "moved to cluster " + to
 	}
 	switch {
-	case p.removeErr != nil && p.in.Evict[name] == "":
+	case p.removeErr != nil && to == "":
 		st.Health, st.Reason, st.After = HealthFailed, p.removeErr.Error(), inv.Quota
 		return tenantRun{result: st, entries: keepObjects(inv, name, gone+"; not pruned: mass deletion refused")}
 	case p.pruneBlocked != "":

@@ -164,7 +164,8 @@ func (p *pass) tenantResult(name string) TenantResult {
 }
 
 // tenantNames returns every tenant the pass reports on, sorted: rendered (those in
-// Input.Only, if set), kept, removed, and those whose inventory was rebuilt.
+// Input.Only, if set), kept, removed, and those rendered here whose inventory was
+// rebuilt. Each is rendered, kept or removed.
 func (p *pass) tenantNames() []string {
 	seen := map[string]bool{}
 	var names []string
@@ -174,7 +175,9 @@ func (p *pass) tenantNames() []string {
 			names = append(names, n)
 		}
 	}
+	rendered := map[string]bool{}
 	for _, out := range p.in.Render.Tenants {
+		rendered[out.Tenant] = true
 		if p.in.covers(out.Tenant) {
 			add(out.Tenant)
 		}
@@ -184,10 +187,6 @@ func (p *pass) tenantNames() []string {
 	}
 	for _, n := range p.removed {
 		add(n)
-	}
-	rendered := map[string]bool{}
-	for _, out := range p.in.Render.Tenants {
-		rendered[out.Tenant] = true
 	}
 	for _, rb := range p.rebuilt {
 		// Its rebuilt inventory is stored by its pass; a tenant placed on another
@@ -237,7 +236,7 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 					runs[i] = r.reconcileTenant(ctx, p, outputs[name])
 				case p.kept[name] != "":
 					runs[i] = r.keepTenant(p, name)
-				case slices.Contains(p.removed, name):
+				default: // tenantNames has no other
 					runs[i] = r.removeTenant(ctx, p, p.invs.tenants[name])
 				}
 			}
@@ -249,9 +248,6 @@ func (r *Reconciler) run(ctx context.Context, p *pass) *Result {
 	close(next)
 	wg.Wait()
 	for _, run := range runs {
-		if run.result.Name == "" {
-			continue
-		}
 		res.Entries = append(res.Entries, run.entries...)
 		res.Tenants = append(res.Tenants, run.result)
 		if run.rebuiltVirtual > 0 {
