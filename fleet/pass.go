@@ -40,9 +40,7 @@ type fleetPass struct {
 	in       reconcile.Input
 	dryRun   bool
 	clusters []*onCluster // in declaration order
-	// where is the cluster each running tenant runs on (an inventory before a
-	// namespace, then declaration order); placement where each tenant goes.
-	where     map[string]string
+	// placement is where each tenant goes.
 	placement schema.Placement
 	// inventoried lists the clusters that hold each tenant's inventory.
 	inventoried map[string][]string
@@ -93,7 +91,7 @@ func run(ctx context.Context, r *reconcile.Reconciler, in reconcile.Input, dryRu
 // the tenants.
 func (f *Fleet) begin(ctx context.Context, in reconcile.Input, dryRun bool) *fleetPass {
 	p := in.Render.Repo.Platform
-	fp := &fleetPass{in: in, dryRun: dryRun, where: map[string]string{}, inventoried: map[string][]string{}, held: map[string]string{}}
+	fp := &fleetPass{in: in, dryRun: dryRun, inventoried: map[string][]string{}, held: map[string]string{}}
 	hosts, down := f.connect(ctx, p)
 	var wg sync.WaitGroup
 	for _, decl := range p.Spec.Clusters {
@@ -111,6 +109,9 @@ func (f *Fleet) begin(ctx context.Context, in reconcile.Input, dryRun bool) *fle
 	}
 	wg.Wait()
 
+	// where is the cluster each running tenant runs on: one holding its inventory
+	// before one holding only its namespace, then in declaration order.
+	where := map[string]string{}
 	var silent []string
 	for _, c := range fp.clusters {
 		if c.err != nil {
@@ -119,19 +120,19 @@ func (f *Fleet) begin(ctx context.Context, in reconcile.Input, dryRun bool) *fle
 		}
 		for _, t := range sortedKeys(c.residents.Inventoried) {
 			fp.inventoried[t] = append(fp.inventoried[t], c.name)
-			if fp.where[t] == "" {
-				fp.where[t] = c.name
+			if where[t] == "" {
+				where[t] = c.name
 			}
 		}
 	}
 	for _, c := range fp.clusters {
 		for _, t := range sortedKeys(c.residents.Namespaced) {
-			if fp.where[t] == "" {
-				fp.where[t] = c.name
+			if where[t] == "" {
+				where[t] = c.name
 			}
 		}
 	}
-	fp.placement = schema.Place(in.Render.Repo, fp.where)
+	fp.placement = schema.Place(in.Render.Repo, where)
 	offline := map[string]bool{}
 	for _, prob := range in.Render.Repo.Problems {
 		offline[prob.Error()] = true
@@ -148,7 +149,7 @@ func (f *Fleet) begin(ctx context.Context, in reconcile.Input, dryRun bool) *fle
 		// not created a second time elsewhere.
 		for _, t := range in.Render.Repo.Tenants {
 			name := t.Metadata.Name
-			if t.Spec.Cluster == "" && fp.where[name] == "" {
+			if t.Spec.Cluster == "" && where[name] == "" {
 				fp.held[name] = fmt.Sprintf("not placed: it may run on cluster %s, which cannot be reached", strings.Join(silent, ", "))
 			}
 		}
@@ -298,13 +299,11 @@ func (fp *fleetPass) merge(evicted map[string]*reconcile.Result) *reconcile.Resu
 			e.Cluster = c.name
 			out.Entries = append(out.Entries, e)
 		}
-		for _, err := range res.Errors {
-			out.Errors = append(out.Errors, err)
-		}
+		out.Errors = append(out.Errors, res.Errors...)
 		for _, t := range res.Tenants {
 			row := rows[t.Name]
 			if t.Health != reconcile.HealthRemoved {
-				row.Reason = strings.TrimPrefix(row.Reason+"; ", "; ") + fmt.Sprintf("still on cluster %s: %s", c.name, t.Reason)
+				row.Reason = appendReason(row.Reason, fmt.Sprintf("still on cluster %s: %s", c.name, t.Reason))
 			}
 			rows[t.Name] = row
 		}
@@ -325,7 +324,7 @@ func (fp *fleetPass) merge(evicted map[string]*reconcile.Result) *reconcile.Resu
 			}
 			row.MovingFrom = h
 			if row.Health != reconcile.HealthReady {
-				row.Reason = strings.TrimPrefix(row.Reason+"; ", "; ") + fmt.Sprintf("moving from cluster %s, where it stays until it is Ready here", h)
+				row.Reason = appendReason(row.Reason, fmt.Sprintf("moving from cluster %s, where it stays until it is Ready here", h))
 			}
 		}
 		rows[name] = row
@@ -349,6 +348,14 @@ func (fp *fleetPass) clusterErr(name string) error {
 		}
 	}
 	return nil
+}
+
+// appendReason adds more to a tenant's reason.
+func appendReason(reason, more string) string {
+	if reason == "" {
+		return more
+	}
+	return reason + "; " + more
 }
 
 func sortedKeys[V any](m map[string]V) []string {
