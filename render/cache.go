@@ -28,8 +28,10 @@ type Cache struct {
 	platformErr error
 	tenants     map[string]cached
 
-	// emit, when set, is given each rendered tenant instead of the result (see Stream).
-	emit func(*Output) error
+	// emit, when set, is given each rendered tenant instead of the result (see Stream),
+	// and placement, for a fleet, the cluster of each, placed offline.
+	emit      func(*Output) error
+	placement schema.Placement
 }
 
 type cached struct {
@@ -117,6 +119,7 @@ func (c *Cache) Render(fsys fs.FS, dir string) (*Result, CacheStats, error) {
 		stats.Misses++
 	}
 	if c.emit != nil {
+		c.placement = schema.Place(repo, nil)
 		// A fresh cache renders every tenant: hand them on in order, a few at a time, and
 		// keep none.
 		chunk := 4 * max(c.opts.Workers, 1)

@@ -25,9 +25,6 @@ type Options struct {
 	Workers int
 	// Now is the clock sandbox expiry is judged by. Nil means time.Now.
 	Now func() time.Time
-	// ClusterOf, for a fleet, names the host cluster of each tenant in what Stream
-	// writes. The objects do not depend on it.
-	ClusterOf func(tenant string) string
 }
 
 // DefaultOptions renders every tenant with the default catalog.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/raas-dev/raas/schema"
 )
 
 // PlatformDir is the directory WriteDir puts platform-wide objects in. A tenant name is
@@ -32,7 +34,7 @@ func Stream(w io.Writer, repoFS fs.FS, repoDir string, opts Options) (*Result, e
 		if err := writePlatform(); err != nil {
 			return err
 		}
-		return writeStream(w, nil, []*Output{out}, opts.ClusterOf)
+		return writeStream(w, nil, []*Output{out}, c.placement)
 	}
 	res, _, err := c.Render(repoFS, repoDir)
 	if err != nil {
@@ -50,8 +52,8 @@ func WriteStream(w io.Writer, platform []*Object, tenants []*Output) error {
 	return writeStream(w, platform, tenants, nil)
 }
 
-// writeStream is WriteStream, naming each tenant's cluster when clusterOf is set.
-func writeStream(w io.Writer, platform []*Object, tenants []*Output, clusterOf func(string) string) error {
+// writeStream is WriteStream, naming each tenant's cluster for a fleet's placement.
+func writeStream(w io.Writer, platform []*Object, tenants []*Output, placement schema.Placement) error {
 	write := func(scope string, target Target, objs []*Object) error {
 		for _, o := range objs {
 			data, err := o.YAML()
@@ -69,8 +71,8 @@ func writeStream(w io.Writer, platform []*Object, tenants []*Output, clusterOf f
 	}
 	for _, t := range tenants {
 		scope := "tenant=" + t.Tenant
-		if clusterOf != nil {
-			scope = "cluster=" + clusterOf(t.Tenant) + " " + scope
+		if placement != nil {
+			scope = "cluster=" + placement[t.Tenant] + " " + scope
 		}
 		if err := write(scope, Host, t.Host); err != nil {
 			return err
@@ -102,13 +104,13 @@ func WriteDir(dir string, platform []*Object, tenants []*Output) error {
 }
 
 // WriteClusterDirs writes a fleet's render: under dir/<cluster>/, for each of clusters,
-// what WriteDir writes for the tenants clusterOf places there, and the platform objects,
+// what WriteDir writes for the tenants placement puts there, and the platform objects,
 // which every cluster gets.
-func WriteClusterDirs(dir string, clusters []string, clusterOf func(string) string, platform []*Object, tenants []*Output) error {
+func WriteClusterDirs(dir string, clusters []string, placement schema.Placement, platform []*Object, tenants []*Output) error {
 	for _, c := range clusters {
 		var here []*Output
 		for _, t := range tenants {
-			if clusterOf(t.Tenant) == c {
+			if placement[t.Tenant] == c {
 				here = append(here, t)
 			}
 		}

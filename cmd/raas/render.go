@@ -42,8 +42,6 @@ still render. It needs no cluster.`,
 			opts.Now = now
 			// To stdout, tenants are written as they render rather than held until the
 			// end; --out and --scheduler need the whole result.
-			clusters, clusterOf := offlinePlacement(cmd, root)
-			opts.ClusterOf = clusterOf
 			stream := !f.scheduler && f.out == ""
 			var res *render.Result
 			var err error
@@ -63,6 +61,7 @@ still render. It needs no cluster.`,
 			if res.Repo.Platform == nil {
 				return &exitError{code: 1, msg: "the platform config is invalid; nothing rendered"}
 			}
+			placement := offlinePlacement(cmd, res.Repo)
 			for _, name := range f.tenants {
 				if res.Repo.Tenant(name) == nil {
 					return &exitError{code: 1, msg: fmt.Sprintf("tenant %q is not a valid tenant of %s", name, root)}
@@ -77,9 +76,9 @@ still render. It needs no cluster.`,
 				fmt.Fprint(cmd.OutOrStdout(), conf)
 			case f.out != "":
 				write := render.WriteDir
-				if clusterOf != nil {
+				if placement != nil {
 					write = func(dir string, platform []*render.Object, tenants []*render.Output) error {
-						return render.WriteClusterDirs(dir, clusters, clusterOf, platform, tenants)
+						return render.WriteClusterDirs(dir, res.Repo.Platform.ClusterNames(), placement, platform, tenants)
 					}
 				}
 				if err := write(f.out, res.Platform, res.Tenants); err != nil {
@@ -101,16 +100,14 @@ still render. It needs no cluster.`,
 }
 
 // offlinePlacement places the tenants of a fleet as raas would place them on clusters
-// that run none of them yet, and says so on stderr: a render does not read the clusters,
-// so where a tenant without spec.cluster runs now is unknown (raas diff reads it). It
-// returns nil when the platform declares no clusters or does not load.
-func offlinePlacement(cmd *cobra.Command, root string) ([]string, func(string) string) {
-	repo, err := schema.Load(os.DirFS(root))
-	if err != nil || repo.Platform == nil || len(repo.Platform.Spec.Clusters) == 0 {
-		return nil, nil
-	}
+// that run none of them yet, as the render did, and says so on stderr: a render does not
+// read the clusters, so where a tenant without spec.cluster runs now is unknown (raas
+// diff reads it). It returns nil when the platform declares no clusters.
+func offlinePlacement(cmd *cobra.Command, repo *schema.Repo) schema.Placement {
 	placement := schema.Place(repo, nil)
-	fmt.Fprintln(cmd.ErrOrStderr(), "note: tenants without spec.cluster are placed as if no cluster ran them yet; "+
-		"a tenant stays where it runs, which raas diff reads from the clusters")
-	return repo.Platform.ClusterNames(), func(tenant string) string { return placement[tenant] }
+	if placement != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "note: tenants without spec.cluster are placed as if no cluster ran them yet; "+
+			"a tenant stays where it runs, which raas diff reads from the clusters")
+	}
+	return placement
 }
