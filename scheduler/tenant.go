@@ -61,7 +61,7 @@ func ForTenant(p *schema.Platform, t *schema.Tenant) *Tenant {
 		Gang:          value(sc.Gang.Enabled, true),
 		MaxGPUsPerJob: value(sc.GPU.MaxPerJob, 0),
 		GPUResources:  tenantGPUResources(p, sc.GPU.Sharing),
-		Pools:         allowedPools(p, sc.GPU),
+		Pools:         p.AllowedPools(sc.GPU),
 	}
 
 	q := &t.Spec.Quota
@@ -95,18 +95,6 @@ func ForTenant(p *schema.Platform, t *schema.Tenant) *Tenant {
 	}
 	s.MutatingAdmission = MutatingAdmission(p)
 	return s
-}
-
-// allowedPools resolves a tenant's pools and products to the platform's pools, in the
-// platform's order.
-func allowedPools(p *schema.Platform, gpu schema.GPUPolicy) []schema.GPUPool {
-	var pools []schema.GPUPool
-	for _, pool := range p.Spec.GPU.Pools {
-		if slices.Contains(gpu.Pools, pool.Name) || (pool.Product != "" && slices.Contains(gpu.Products, pool.Product)) {
-			pools = append(pools, pool)
-		}
-	}
-	return pools
 }
 
 // tenantGPUResources lists the platform's GPU resource and those of sharing mode.

@@ -210,14 +210,14 @@ func (p *Platform) ClusterNames() []string {
 	return names
 }
 
-// allowedPools resolves a GPU policy to the names of the platform's pools it allows: the
-// pools it names and those whose product it lists, in the platform's order. It is the
-// scheduler's rule, by name.
-func (p *Platform) allowedPools(gpu GPUPolicy) []string {
-	var pools []string
+// AllowedPools resolves a GPU policy to the platform's pools it allows: the pools it
+// names and those whose product it lists, in the platform's order. The scheduler confines
+// a tenant's GPU pods to them, and placement looks for a cluster that has them.
+func (p *Platform) AllowedPools(gpu GPUPolicy) []GPUPool {
+	var pools []GPUPool
 	for _, pool := range p.Spec.GPU.Pools {
 		if slices.Contains(gpu.Pools, pool.Name) || (pool.Product != "" && slices.Contains(gpu.Products, pool.Product)) {
-			pools = append(pools, pool.Name)
+			pools = append(pools, pool)
 		}
 	}
 	return pools
@@ -230,7 +230,11 @@ func (p *Platform) gpuPools(t *Tenant) []string {
 	if q := t.Spec.Quota.GPU; q == nil || q.Sign() <= 0 {
 		return nil
 	}
-	return p.allowedPools(t.Spec.Scheduling.GPU)
+	var names []string
+	for _, pool := range p.AllowedPools(t.Spec.Scheduling.GPU) {
+		names = append(names, pool.Name)
+	}
+	return names
 }
 
 // CheckPlacement reports each cluster whose capacity the guarantees of the tenants that
